@@ -1,0 +1,136 @@
+"""Render a VM's first-boot seed (user-data, network-config, meta-data) from cloud_init/*.j2.
+
+Values from the config are emitted as data: the templates pass every value through the `yaml`
+filter, a YAML-safe dump in flow style with double-quoted strings, so a name like
+"x\\nruncmd: [reboot]" stays one string. The result is parsed back and its top-level keys are
+checked against what the template may produce, as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from phoenix.config.model import VmConfig
+from phoenix.config.rules import ssh_public_key_problem
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "cloud_init"
+GUEST_AGENT_PACKAGE = "qemu-guest-agent"
+
+USER_DATA_KEYS = frozenset({
+    "hostname", "fqdn", "preserve_hostname", "manage_etc_hosts", "timezone", "users", "disable_root",
+    "ssh_pwauth", "growpart", "resize_rootfs", "package_update", "package_upgrade", "packages",
+    "write_files", "runcmd",
+})
+NETWORK_KEYS = frozenset({"version", "ethernets"})
+META_KEYS = frozenset({"instance-id", "local-hostname"})
+
+
+class RenderError(Exception):
+    """The rendered document is not what the template may produce (a bug, or an injection)."""
+
+
+class _QuotedDumper(yaml.SafeDumper):
+    pass
+
+
+def _quoted_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"')
+
+
+_QuotedDumper.add_representer(str, _quoted_str)
+
+
+def to_yaml(value: Any) -> str:
+    """One-line YAML for a value: strings double-quoted and escaped, lists/maps in flow style."""
+    if isinstance(value, tuple):
+        value = list(value)
+    text = yaml.dump(value, Dumper=_QuotedDumper, default_flow_style=True, width=float("inf"),
+                     allow_unicode=False, sort_keys=False)
+    text = text.removesuffix("\n...\n").rstrip("\n")
+    if "\n" in text:  # cannot happen with width=inf and quoted strings; refuse rather than guess
+        raise RenderError("a value did not render on one line")
+    return text
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["yaml"] = to_yaml
+    return env
+
+
+def _render(template: str, allowed_keys: frozenset[str], **context: Any) -> str:
+    text = _environment().get_template(template).render(**context)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RenderError(f"{template} rendered invalid YAML: {exc}") from None
+    if not isinstance(doc, dict) or not set(doc) <= allowed_keys:
+        extra = sorted(set(doc) - allowed_keys) if isinstance(doc, dict) else type(doc).__name__
+        raise RenderError(f"{template} rendered unexpected top-level keys: {extra}")
+    return text
+
+
+def render_user_data(vm: VmConfig, extra_keys: Iterable[str] = ()) -> str:
+    """#cloud-config for the VM. `extra_keys` are more public key lines for the VM's user
+    (the key Pulumi uses to run features, or a throwaway key for a local boot)."""
+    extra = [k.strip() for k in extra_keys]
+    for key in extra:
+        problem = ssh_public_key_problem(key)
+        if problem:
+            raise ValueError(f"extra SSH key for {vm.label}: {problem}")
+    keys = list(dict.fromkeys([*vm.user.ssh_authorized_keys, *extra]))
+    packages = list(dict.fromkeys([GUEST_AGENT_PACKAGE, *vm.packages]))
+    fqdn = f"{vm.name}.{vm.network_config.search_domain}" if vm.network_config.search_domain else None
+    return _render("user-data.yaml.j2", USER_DATA_KEYS, vm=vm, fqdn=fqdn, authorized_keys=keys,
+                   packages=packages)
+
+
+def render_network_config(vm: VmConfig) -> str:
+    return _render("network-config.yaml.j2", NETWORK_KEYS, net=vm.network_config)
+
+
+def instance_id(vm: VmConfig) -> str:
+    """Stable per VM: cloud-init runs once per instance-id, so changing it would re-run it."""
+    return f"iid-phoenix-{vm.vmid}"
+
+
+def render_meta_data(vm: VmConfig) -> str:
+    return _render("meta-data.yaml.j2", META_KEYS, vm=vm, instance_id=instance_id(vm))
+
+
+@dataclass(frozen=True)
+class Seed:
+    """Everything a VM's first boot receives."""
+
+    user_data: str
+    network_config: str
+    meta_data: str
+
+    @property
+    def digest(self) -> str:
+        """sha256 over all three parts: changes exactly when what first boot would get changes."""
+        h = hashlib.sha256()
+        for part in (self.user_data, self.network_config, self.meta_data):
+            h.update(part.encode())
+            h.update(b"\0")
+        return h.hexdigest()
+
+
+def render_seed(vm: VmConfig, extra_keys: Iterable[str] = ()) -> Seed:
+    return Seed(render_user_data(vm, extra_keys), render_network_config(vm), render_meta_data(vm))

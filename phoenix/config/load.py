@@ -1,0 +1,418 @@
+"""Read phoenix_vm_configs.json, check it completely, and build the typed model.
+
+Order: read -> JSON -> JSON Schema (types, names of fields) -> defaults merged into each VM ->
+semantic rules (duplicates, subnets, keys, ...). Every problem is collected; nothing downstream
+runs unless the list is empty.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from phoenix.config import rules
+from phoenix.config.errors import ConfigError, ConfigFileError, Problem
+from phoenix.config.model import (
+    Config,
+    FeatureRef,
+    GuestAgentConfig,
+    ImageConfig,
+    NetworkConfig,
+    UserConfig,
+    VmConfig,
+    ZfsPropertyConfig,
+)
+
+SCHEMA_PATH = Path(__file__).with_name("phoenix_vm_configs.schema.json")
+
+# Used where neither the VM nor `defaults` sets a field.
+BUILTIN_DEFAULTS: dict[str, Any] = {
+    "cores": 2,
+    "memory_mb": 2048,
+    "disk_gb": 32,
+    "storage": "local-lvm",
+    "snippet_storage": "local",
+    "disk_interface": "scsi0",
+    "cpu_type": "x86-64-v2-AES",
+    "on_boot": True,
+    "package_update": True,
+    "package_upgrade": False,
+    "packages": [],
+    "features": [],
+    "tags": [],
+    "protect": False,
+    "recreate_on_cloud_init_change": False,
+    "network_config": {"bridge": "vmbr0", "dns": []},
+    "user": {"ssh_authorized_keys": [], "sudo": True, "shell": "/bin/bash"},
+    "guest_agent": {"timeout_s": 900},
+}
+REQUIRED = ("vmid", "name", "node")
+_DIGEST_LENGTH = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
+REQUIRED_NESTED = (("network_config", "ip"), ("user", "name"))
+
+
+@functools.lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def read_document(path: str | Path) -> Any:
+    """The parsed JSON, or ConfigFileError saying why the file cannot be used."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigFileError(f"{path}: is a directory, not a config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(f"{path}: cannot read: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        line = text.splitlines()[exc.lineno - 1] if exc.lineno - 1 < len(text.splitlines()) else ""
+        raise ConfigFileError(
+            f"{path}: not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}\n"
+            f"  {line.rstrip()}\n  {' ' * (exc.colno - 1)}^"
+        ) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and check the whole file. Raises ConfigFileError or ConfigError (with every problem)."""
+    doc = read_document(path)
+    return build_config(doc, path=Path(path))
+
+
+def build_config(doc: Any, path: Path = Path("<config>")) -> Config:
+    checker = _Checker(doc)
+    config = checker.run(path)
+    if checker.problems:
+        raise ConfigError(str(path), checker.problems)
+    assert config is not None
+    return config
+
+
+def _dotted(parts: list[Any] | tuple[Any, ...]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _merge(defaults: dict[str, Any], vm: dict[str, Any]) -> dict[str, Any]:
+    """VM fields win; objects (network_config, user, guest_agent) merge one level deep."""
+    merged = copy.deepcopy(defaults)
+    for key, value in vm.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+class _Checker:
+    def __init__(self, doc: Any):
+        self.doc = doc
+        self.problems: list[Problem] = []
+
+    # -- helpers ---------------------------------------------------------------------------
+    def add(self, where: str, field: str, message: str) -> None:
+        self.problems.append(Problem(where, field, message))
+
+    @staticmethod
+    def vm_label(index: int, vm: Any) -> str:
+        if not isinstance(vm, dict):
+            return f"vms[{index}]"
+        vmid = vm.get("vmid")
+        name = vm.get("name")
+        bits = [f"vmid {vmid}" if isinstance(vmid, int) else None, name if isinstance(name, str) else None]
+        inner = ", ".join(b for b in bits if b)
+        return f"vms[{index}] ({inner})" if inner else f"vms[{index}]"
+
+    def check_each(self, where: str, field: str, values: list[Any], rule: Callable[[str], str | None]) -> None:
+        for i, value in enumerate(values):
+            message = rule(value)
+            if message:
+                self.add(where, f"{field}[{i}]", message)
+
+    # -- the passes ------------------------------------------------------------------------
+    def run(self, path: Path) -> Config | None:
+        doc = self.doc
+        validator = jsonschema.Draft202012Validator(schema())
+        schema_bad_vms: set[int] = set()
+        for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
+            parts = list(err.absolute_path)
+            if len(parts) >= 2 and parts[0] == "vms" and isinstance(parts[1], int):
+                schema_bad_vms.add(parts[1])
+                where = self.vm_label(parts[1], doc["vms"][parts[1]])
+                field = _dotted(parts[2:])
+            elif parts:
+                where, field = _dotted(parts[:2] if parts[0] in ("images", "zfs") else parts[:1]), _dotted(
+                    parts[2:] if parts[0] in ("images", "zfs") else parts[1:]
+                )
+            else:
+                where, field = "(top level)", ""
+            self.add(where, field, _schema_message(err))
+        if not isinstance(doc, dict) or not isinstance(doc.get("vms"), list):
+            return None
+        if any(p.where == "defaults" for p in self.problems):
+            return None  # a broken default would repeat its problem on every VM
+
+        images = self.images(doc.get("images") or {})
+        defaults = _merge(BUILTIN_DEFAULTS, doc.get("defaults") or {})
+        vms: list[VmConfig] = []
+        merged_vms: list[tuple[int, dict[str, Any]]] = []
+        for index, raw in enumerate(doc["vms"]):
+            if not isinstance(raw, dict):
+                continue
+            merged = _merge(defaults, raw)
+            merged_vms.append((index, merged))
+            if index in schema_bad_vms:
+                continue
+            vm = self.vm(index, merged, images)
+            if vm is not None:
+                vms.append(vm)
+        self.duplicates(merged_vms)
+        zfs = self.zfs(doc.get("zfs") or [])
+        if self.problems:
+            return None
+        return Config(path=path, vms=tuple(vms), images=images, zfs=tuple(zfs))
+
+    def images(self, raw: dict[str, Any]) -> dict[str, ImageConfig]:
+        images: dict[str, ImageConfig] = {}
+        for name, img in raw.items():
+            if not isinstance(img, dict) or not isinstance(img.get("url"), str):
+                continue  # schema already reported it
+            algorithm = digest = None
+            if isinstance(img.get("checksum"), str) and ":" in img["checksum"]:
+                algorithm, digest = img["checksum"].split(":", 1)
+                expected = _DIGEST_LENGTH.get(algorithm)
+                if expected is None:
+                    continue  # schema already reported it
+                if len(digest) != expected:
+                    self.add(f"images.{name}", "checksum",
+                             f"a {algorithm} digest has {expected} hex digits, not {len(digest)}")
+                digest = digest.lower()
+            images[name] = ImageConfig(
+                name=name,
+                url=img["url"],
+                checksum_algorithm=algorithm,
+                checksum=digest,
+                node=img.get("node"),
+                storage=img.get("storage", "local"),
+                file_name=img.get("file_name", f"{name}.img"),
+            )
+        return images
+
+    def vm(self, index: int, vm: dict[str, Any], images: dict[str, ImageConfig]) -> VmConfig | None:
+        where = self.vm_label(index, vm)
+        before = len(self.problems)
+        for key in REQUIRED:
+            if key not in vm:
+                self.add(where, key, "is required (set it on the VM or in defaults)")
+        for outer, inner in REQUIRED_NESTED:
+            if inner not in vm.get(outer, {}):
+                self.add(where, f"{outer}.{inner}", "is required (set it on the VM or in defaults)")
+        if len(self.problems) > before:
+            return None
+
+        if ("clone_from" in vm) == ("image" in vm):
+            self.add(where, "clone_from/image", "set exactly one of clone_from (a template VMID) or image "
+                     f"(found {'both' if 'clone_from' in vm else 'neither'})")
+        if "image" in vm:
+            image = images.get(vm["image"])
+            if image is None:
+                known = ", ".join(sorted(images)) or "none defined"
+                self.add(where, "image", f"{vm['image']!r} is not in images (known: {known})")
+            elif image.node and image.node != vm["node"]:
+                self.add(where, "image", f"image {image.name!r} is only available on node {image.node!r}, "
+                         f"but the VM is on {vm['node']!r}")
+        if vm.get("clone_from") == vm["vmid"]:
+            self.add(where, "clone_from", "a VM cannot be cloned from itself")
+
+        for field, rule in (("name", rules.hostname_problem), ("node", rules.hostname_problem)):
+            message = rule(vm[field])
+            if message:
+                self.add(where, field, message)
+        if vm.get("timezone") is not None and rules.timezone_problem(vm["timezone"]):
+            self.add(where, "timezone", rules.timezone_problem(vm["timezone"]) or "")
+        self.check_each(where, "packages", vm["packages"], rules.package_problem)
+        self.check_each(where, "tags", vm["tags"], rules.tag_problem)
+
+        network = self.network(where, vm)
+        user = self.user(where, vm["user"])
+        features = self.features(where, vm["features"])
+        if len(self.problems) > before or network is None or user is None:
+            return None
+        return VmConfig(
+            index=index,
+            vmid=vm["vmid"],
+            name=vm["name"],
+            node=vm["node"],
+            clone_from=vm.get("clone_from"),
+            image=vm.get("image"),
+            cores=vm["cores"],
+            memory_mb=vm["memory_mb"],
+            disk_gb=vm["disk_gb"],
+            storage=vm["storage"],
+            network_config=network,
+            user=user,
+            packages=tuple(vm["packages"]),
+            features=features,
+            tags=tuple(vm["tags"]),
+            package_update=vm["package_update"],
+            package_upgrade=vm["package_upgrade"],
+            guest_agent=GuestAgentConfig(timeout_s=vm["guest_agent"]["timeout_s"]),
+            snippet_storage=vm["snippet_storage"],
+            disk_interface=vm["disk_interface"],
+            cpu_type=vm["cpu_type"],
+            on_boot=vm["on_boot"],
+            protect=vm["protect"],
+            recreate_on_cloud_init_change=vm["recreate_on_cloud_init_change"],
+            timezone=vm.get("timezone"),
+        )
+
+    def network(self, where: str, vm: dict[str, Any]) -> NetworkConfig | None:
+        net = vm["network_config"]
+        ok = True
+        iface, message = rules.parse_interface(net["ip"])
+        if message:
+            self.add(where, "network_config.ip", message)
+            ok = False
+        gateway = None
+        if "gateway" in net:
+            gateway, message = rules.parse_address(net["gateway"])
+            if message:
+                self.add(where, "network_config.gateway", message)
+                ok = False
+            elif iface is not None and gateway not in iface.network:
+                self.add(where, "network_config.gateway", f"{gateway} is outside the VM's subnet {iface.network}")
+                ok = False
+            elif iface is not None and gateway == iface.ip:
+                self.add(where, "network_config.gateway", f"{gateway} is the VM's own address")
+                ok = False
+        for i, server in enumerate(net["dns"]):
+            _, message = rules.parse_address(server)
+            if message:
+                self.add(where, f"network_config.dns[{i}]", message)
+                ok = False
+        if "search_domain" in net and rules.domain_problem(net["search_domain"]):
+            self.add(where, "network_config.search_domain", rules.domain_problem(net["search_domain"]) or "")
+            ok = False
+        mac = net.get("mac_address") or rules.derived_mac(vm["vmid"])
+        if rules.mac_problem(mac):
+            self.add(where, "network_config.mac_address", rules.mac_problem(mac) or "")
+            ok = False
+        if not ok or iface is None:
+            return None
+        return NetworkConfig(
+            ip=iface,
+            gateway=gateway,
+            dns=tuple(net["dns"]),
+            search_domain=net.get("search_domain"),
+            bridge=net["bridge"],
+            vlan=net.get("vlan"),
+            mac_address=mac.lower(),
+        )
+
+    def user(self, where: str, user: dict[str, Any]) -> UserConfig | None:
+        before = len(self.problems)
+        message = rules.user_problem(user["name"])
+        if message:
+            self.add(where, "user.name", message)
+        if rules.shell_problem(user["shell"]):
+            self.add(where, "user.shell", rules.shell_problem(user["shell"]) or "")
+        self.check_each(where, "user.ssh_authorized_keys", user["ssh_authorized_keys"], rules.ssh_public_key_problem)
+        if len(self.problems) > before:
+            return None
+        return UserConfig(
+            name=user["name"],
+            ssh_authorized_keys=tuple(k.strip() for k in user["ssh_authorized_keys"]),
+            sudo=user["sudo"],
+            shell=user["shell"],
+        )
+
+    def features(self, where: str, raw: list[Any]) -> tuple[FeatureRef, ...]:
+        # The feature catalog knows each script and its parameters.
+        from phoenix.features.catalog import check_feature
+
+        refs = []
+        for i, item in enumerate(raw):
+            name, params = (item, {}) if isinstance(item, str) else (item["name"], item.get("params", {}))
+            params = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in params.items()}
+            for message in check_feature(name, params):
+                self.add(where, f"features[{i}]", message)
+            refs.append(FeatureRef(name=name, params=params))
+        names = [r.name for r in refs]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            self.add(where, "features", f"feature {name!r} is listed more than once")
+        return tuple(refs)
+
+    def duplicates(self, vms: list[tuple[int, dict[str, Any]]]) -> None:
+        """vmid, name, IP and MAC must be unique across the file (checked on every VM, even one
+        with other problems, so that all problems show at once)."""
+
+        def ip(vm: dict[str, Any]) -> Any:
+            raw = vm.get("network_config", {}).get("ip")
+            return rules.parse_interface(raw)[0].ip if isinstance(raw, str) and rules.parse_interface(raw)[0] else None
+
+        def mac(vm: dict[str, Any]) -> Any:
+            raw = vm.get("network_config", {}).get("mac_address")
+            if raw is None and isinstance(vm.get("vmid"), int):
+                return rules.derived_mac(vm["vmid"])
+            return raw.lower() if isinstance(raw, str) else None
+
+        keys: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "vmid": lambda v: v.get("vmid") if isinstance(v.get("vmid"), int) else None,
+            "name": lambda v: v["name"].lower() if isinstance(v.get("name"), str) else None,
+            "network_config.ip": ip,
+            "network_config.mac_address": mac,
+        }
+        for field, key in keys.items():
+            seen: dict[Any, str] = {}
+            for index, vm in vms:
+                k = key(vm)
+                if k is None:
+                    continue
+                label = self.vm_label(index, vm)
+                if k in seen:
+                    self.add(label, field, f"{k} is already used by {seen[k]}")
+                else:
+                    seen[k] = label
+        managed = {vm["vmid"]: self.vm_label(i, vm) for i, vm in vms if isinstance(vm.get("vmid"), int)}
+        for index, vm in vms:
+            clone_from = vm.get("clone_from")
+            if isinstance(clone_from, int) and clone_from in managed and clone_from != vm.get("vmid"):
+                self.add(self.vm_label(index, vm), "clone_from",
+                         f"{clone_from} is a VM of this file ({managed[clone_from]}), not a template")
+
+    def zfs(self, raw: list[Any]) -> list[ZfsPropertyConfig]:
+        from phoenix.zfs import check_zfs_property  # the ZFS resource knows its valid names
+
+        out = []
+        for i, entry in enumerate(raw):
+            if not isinstance(entry, dict) or not {"node", "dataset", "properties"} <= entry.keys():
+                continue
+            before = len(self.problems)
+            if rules.hostname_problem(entry["node"]):
+                self.add(f"zfs[{i}]", "node", rules.hostname_problem(entry["node"]) or "")
+            for prop, value in entry["properties"].items():
+                for message in check_zfs_property(entry["dataset"], prop, value):
+                    self.add(f"zfs[{i}]", f"properties.{prop}", message)
+            if len(self.problems) == before:
+                out.append(ZfsPropertyConfig(entry["node"], entry["dataset"], dict(entry["properties"])))
+        return out
+
+
+def _schema_message(err: jsonschema.ValidationError) -> str:
+    if err.validator == "additionalProperties":
+        return err.message.replace("Additional properties are not allowed", "unknown field(s)")
+    if err.validator == "oneOf" and isinstance(err.instance, (dict, str)):
+        return "expected a feature name or {\"name\": ..., \"params\": {...}}"
+    return err.message

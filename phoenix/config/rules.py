@@ -1,0 +1,135 @@
+"""Semantic rules the JSON Schema cannot express. Each returns a message or None."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+import struct
+
+_HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+_DEB_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$")
+_UNIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_PVE_TAG = re.compile(r"^[a-z0-9_][a-z0-9_+.-]*$")
+_MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+_TIMEZONE = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
+_SHELL = re.compile(r"^/[A-Za-z0-9_./-]+$")
+
+SSH_KEY_TYPES = frozenset({
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+})
+RESERVED_USERS = frozenset({"root", "daemon", "bin", "sys", "nobody", "sshd"})
+
+
+def hostname_problem(name: str) -> str | None:
+    if not _HOST_LABEL.match(name):
+        return (f"{name!r} is not a valid hostname: use 1-63 letters, digits and '-', "
+                "not starting or ending with '-'")
+    if name.isdigit():
+        return f"{name!r} is not a valid hostname: it cannot be all digits"
+    return None
+
+
+def domain_problem(domain: str) -> str | None:
+    labels = domain.rstrip(".").split(".")
+    if len(domain) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        return f"{domain!r} is not a valid DNS domain"
+    return None
+
+
+def ssh_public_key_problem(line: str) -> str | None:
+    """A public key line is `TYPE BASE64 [COMMENT]` whose blob starts with TYPE (as sshd reads it)."""
+    if any(ch in line for ch in "\r\n\x00"):
+        return "an SSH public key must be a single line"
+    parts = line.strip().split(None, 2)
+    if len(parts) < 2:
+        return "not an SSH public key line (expected 'TYPE BASE64 [comment]')"
+    key_type, blob_b64 = parts[0], parts[1]
+    if key_type not in SSH_KEY_TYPES:
+        if "PRIVATE KEY" in line:
+            return "this is a private key, not a public key line (never put private keys in the config)"
+        return f"unknown SSH key type {key_type[:40]!r} (expected one of {', '.join(sorted(SSH_KEY_TYPES))})"
+    try:
+        blob = base64.b64decode(blob_b64, validate=True)
+        (length,) = struct.unpack(">I", blob[:4])
+        embedded = blob[4:4 + length].decode("ascii")
+    except (binascii.Error, struct.error, UnicodeDecodeError, ValueError):
+        return "the key data is not valid base64 of an SSH public key"
+    if embedded != key_type:
+        return f"the key data is a {embedded[:40]!r} key but the line says {key_type!r}"
+    return None
+
+
+def package_problem(name: str) -> str | None:
+    if not _DEB_PACKAGE.match(name):
+        return (f"{name!r} is not a package name (lowercase letters, digits, '+', '-', '.'; "
+                "optionally '=VERSION')")
+    return None
+
+
+def user_problem(name: str) -> str | None:
+    if not _UNIX_USER.match(name):
+        return f"{name!r} is not a valid user name (lowercase, digits, '_' and '-', at most 32)"
+    if name in RESERVED_USERS:
+        return f"{name!r} is a system account; root login is off on every VM, pick another user"
+    return None
+
+
+def tag_problem(tag: str) -> str | None:
+    if not _PVE_TAG.match(tag):
+        return f"{tag!r} is not a valid Proxmox tag (lowercase letters, digits, '_', '-', '+', '.')"
+    return None
+
+
+def mac_problem(mac: str) -> str | None:
+    if not _MAC.match(mac):
+        return f"{mac!r} is not a MAC address (xx:xx:xx:xx:xx:xx)"
+    if int(mac[:2], 16) & 1:
+        return f"{mac!r} is a multicast address; a NIC needs a unicast one"
+    return None
+
+
+def timezone_problem(tz: str) -> str | None:
+    return None if _TIMEZONE.match(tz) and ".." not in tz else f"{tz!r} is not a timezone name"
+
+
+def shell_problem(shell: str) -> str | None:
+    return None if _SHELL.match(shell) else f"{shell!r} is not an absolute path to a shell"
+
+
+def parse_interface(value: str) -> tuple[ipaddress.IPv4Interface | None, str | None]:
+    """Parse `A.B.C.D/NN`; returns (interface, problem)."""
+    if "/" not in value:
+        return None, f"{value!r} needs a prefix length, e.g. {value}/24"
+    try:
+        iface = ipaddress.IPv4Interface(value)
+    except ValueError as exc:
+        return None, f"{value!r} is not an IPv4 address with prefix: {exc}"
+    net = iface.network
+    if net.prefixlen < 31 and iface.ip in (net.network_address, net.broadcast_address):
+        kind = "network" if iface.ip == net.network_address else "broadcast"
+        return None, f"{iface.ip} is the {kind} address of {net}; pick a host address"
+    return iface, None
+
+
+def parse_address(value: str) -> tuple[ipaddress.IPv4Address | None, str | None]:
+    try:
+        return ipaddress.IPv4Address(value), None
+    except ValueError:
+        return None, f"{value!r} is not an IPv4 address"
+
+
+def derived_mac(vmid: int) -> str:
+    """A stable, locally administered unicast MAC for a VM: 02:50:48 ('PH') + the vmid's low 24 bits.
+
+    The network-config matches the NIC by this MAC, so it must not change between runs.
+    """
+    low = vmid & 0xFFFFFF
+    return f"02:50:48:{low >> 16:02x}:{(low >> 8) & 0xFF:02x}:{low & 0xFF:02x}"
