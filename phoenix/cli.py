@@ -1,0 +1,129 @@
+"""`python -m phoenix`: the offline commands (validate, render) and the ones that talk to a VM
+(wait, boot). A user mistake ends in a message and an exit code, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from phoenix.cloudinit import render_seed
+from phoenix.config import Config, ConfigError, ConfigFileError, load_config
+
+DEFAULT_FILE = os.environ.get("PHOENIX_VM_CONFIG_FILE", "phoenix_vm_configs.json")
+EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
+
+# Sub-commands that live with the code they drive: module path -> (name, help).
+PLUGGED_COMMANDS = {
+    "phoenix.readiness.cli": ("wait", "wait for a VM's guest agent and cloud-init through the PVE API"),
+    "phoenix.localboot.cli": ("boot", "boot a VM's first boot locally in qemu and report on it"),
+}
+
+
+def load_or_report(path: str) -> Config | int:
+    """The config, or the exit code after printing why it cannot be used."""
+    try:
+        return load_config(path)
+    except ConfigFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.path}: {problem}", file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s); nothing was created.", file=sys.stderr)
+        return EXIT_INVALID
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    config = load_or_report(args.file)
+    if isinstance(config, int):
+        return config
+    rows = [("VMID", "NAME", "NODE", "SOURCE", "CPU", "MEM", "DISK", "IP", "FEATURES")]
+    for vm in config.vms:
+        source = f"clone {vm.clone_from}" if vm.clone_from is not None else f"image {vm.image}"
+        rows.append((str(vm.vmid), vm.name, vm.node, source, str(vm.cores), f"{vm.memory_mb}M",
+                     f"{vm.disk_gb}G", vm.network_config.ip.with_prefixlen,
+                     ",".join(f.name for f in vm.features) or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print(f"{args.file}: OK, {len(config.vms)} VM(s)")
+    return EXIT_OK
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    config = load_or_report(args.file)
+    if isinstance(config, int):
+        return config
+    try:
+        vm = config.vm(args.vmid)
+    except KeyError:
+        known = ", ".join(str(v.vmid) for v in config.vms) or "none"
+        print(f"error: no VM with vmid {args.vmid} in {args.file} (known: {known})", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        seed = render_seed(vm, args.extra_key or ())
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    parts = {"user-data": seed.user_data, "network-config": seed.network_config, "meta-data": seed.meta_data}
+    chosen = [args.part] if args.part else list(parts)
+    for part in chosen:
+        if not args.part:
+            print(f"# ---- {part} ----")
+        sys.stdout.write(parts[part])
+    if not args.extra_key:
+        print("note: `pulumi up` also adds the public half of phoenix-hypervisor:sshPrivateKey to "
+              "the user's keys (--extra-key shows it).", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from phoenix.config import SCHEMA_PATH
+
+    sys.stdout.write(SCHEMA_PATH.read_text())
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m phoenix", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check the VM config file; print a table of its VMs")
+    p.add_argument("file", nargs="?", default=DEFAULT_FILE)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("render", help="print what a VM's first boot receives (cloud-init)")
+    p.add_argument("vmid", type=int)
+    p.add_argument("--file", default=DEFAULT_FILE)
+    p.add_argument("--part", choices=["user-data", "network-config", "meta-data"])
+    p.add_argument("--extra-key", action="append", metavar="PUBKEY",
+                   help="another public key line for the VM's user (repeatable)")
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the config file")
+    p.set_defaults(func=cmd_schema)
+
+    for module_name, (name, help_text) in PLUGGED_COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--file", default=DEFAULT_FILE)
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

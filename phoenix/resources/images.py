@@ -1,0 +1,34 @@
+"""Cloud images: one download.File per (image, node, datastore) that some VM uses."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_proxmoxve as proxmoxve
+
+from phoenix.config.model import Config, ImageConfig
+
+
+def image_downloads(config: Config, provider: pulumi.ProviderResource) -> dict[tuple[str, str], proxmoxve.download.File]:
+    """Keyed by (image name, node). Content type `iso` with a `.img` name: the form every PVE
+    8.x accepts as a disk `file_id` (the `import` content type needs PVE >= 8.4)."""
+    downloads: dict[tuple[str, str], proxmoxve.download.File] = {}
+    for vm in config.vms:
+        if vm.image is None or (vm.image, vm.node) in downloads:
+            continue
+        image: ImageConfig = config.images[vm.image]
+        downloads[(vm.image, vm.node)] = proxmoxve.download.File(
+            f"image-{image.name}-{vm.node}-{image.storage}",
+            content_type="iso",
+            datastore_id=image.storage,
+            node_name=vm.node,
+            url=image.url,
+            file_name=image.file_name,
+            checksum=image.checksum,
+            checksum_algorithm=image.checksum_algorithm,
+            # Re-downloading when upstream's Content-Length changes would replace the file and,
+            # through it, every VM's disk: keep what was verified once.
+            overwrite=False,
+            upload_timeout=1800,
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
+    return downloads

@@ -1,0 +1,62 @@
+"""The whole stack: config (already valid) -> provider, images, per-VM components, ZFS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+
+from phoenix.cloudinit import Seed, render_seed
+from phoenix.config.model import Config, VmConfig
+from phoenix.remote.keys import public_key_line
+from phoenix.resources.images import image_downloads
+from phoenix.resources.provider import make_provider
+from phoenix.resources.settings import StackSettings
+from phoenix.resources.vm import PhoenixVm, VmInputs
+
+
+def resource_name(vm: VmConfig) -> str:
+    """Keyed by vmid, not name: renaming a VM in the config is an in-place update, not a rebuild."""
+    return f"vm-{vm.vmid}"
+
+
+@dataclass
+class Stack:
+    vms: dict[int, PhoenixVm] = field(default_factory=dict)
+    outputs: dict[str, pulumi.Input[object]] = field(default_factory=dict)
+
+
+def build_stack(config: Config, settings: StackSettings) -> Stack:
+    provider = make_provider(settings)
+    # The public half is not secret; unsecret it so the snippets holding it stay readable.
+    pulumi_key = pulumi.Output.unsecret(settings.ssh_private_key.apply(public_key_line))
+    downloads = image_downloads(config, provider)
+
+    stack = Stack()
+    last_clone: dict[tuple[str, int], pulumi.Resource] = {}
+    for vm in config.vms:
+        seed: pulumi.Output[Seed] = pulumi_key.apply(lambda key, vm=vm: render_seed(vm, [key]))
+        image = downloads.get((vm.image, vm.node)) if vm.image else None
+        template_key = (vm.node, vm.clone_from) if vm.clone_from is not None else None
+        component = PhoenixVm(
+            resource_name(vm),
+            vm,
+            VmInputs(
+                provider=provider,
+                seed=seed,
+                image_file_id=image.id if image is not None else None,
+                image_resource=image,
+                # PVE locks the template while it is cloned: clones of one template go one at a
+                # time (plus clone.retries for any other transient lock).
+                clone_after=last_clone.get(template_key) if template_key else None,
+            ),
+        )
+        if template_key:
+            last_clone[template_key] = component.vm
+        stack.vms[vm.vmid] = component
+
+    stack.outputs["vms"] = {
+        vm.name: {"vmid": vm.vmid, "name": vm.name, "node": vm.node, "ip": str(vm.network_config.ip.ip)}
+        for vm in config.vms
+    }
+    return stack

@@ -1,0 +1,129 @@
+"""Run the Pulumi program under Pulumi's own mock engine and record every registration.
+
+The recorder subclasses pulumi's MockMonitor so tests see the full RegisterResource request:
+type, name, inputs, parent, dependencies, property dependencies and options (protect,
+deleteBeforeReplace, replaceOnChanges, ignoreChanges). No engine is re-implemented here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+
+from phoenix.config import Config
+from phoenix.resources.settings import read_settings
+from phoenix.resources.stack import build_stack
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    parent: str
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    protect: bool
+    delete_before_replace: bool
+    replace_on_changes: list[str]
+    ignore_changes: list[str]
+    additional_secret_outputs: list[str]
+    provider: str
+    secret_inputs: set[str] = field(default_factory=set)
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        # FileLegacy ids look like PVE volume ids; everything else gets a recognisable mock id.
+        state = dict(args.inputs)
+        if args.typ == "proxmoxve:index/fileLegacy:FileLegacy":
+            rid = f"{args.inputs['datastoreId']}:snippets/{args.inputs['sourceRaw']['fileName']}"
+        else:
+            rid = f"{args.name}-id"
+        return [rid, state]
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request):  # the gRPC method name
+        response = super().RegisterResource(request)
+        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        secret_inputs = {k for k, v in request.object.fields.items()
+                         if v.HasField("struct_value") and rpc._special_sig_key in v.struct_value.fields
+                         and v.struct_value.fields[rpc._special_sig_key].string_value == rpc._special_secret_sig}
+        self.registrations.append(Registration(
+            type=request.type,
+            name=request.name,
+            urn=response.urn,
+            inputs=inputs,
+            parent=request.parent,
+            dependencies=list(request.dependencies),
+            property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+            protect=request.protect,
+            delete_before_replace=request.deleteBeforeReplace,
+            replace_on_changes=list(request.replaceOnChanges),
+            ignore_changes=list(request.ignoreChanges),
+            additional_secret_outputs=list(request.additionalSecretOutputs),
+            provider=request.provider,
+            secret_inputs=secret_inputs,
+        ))
+        return response
+
+
+@dataclass
+class ProgramRun:
+    registrations: list[Registration]
+    outputs: dict[str, Any]
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.registrations if r.type == type_]
+
+    def named(self, name: str) -> Registration:
+        (match,) = [r for r in self.registrations if r.name == name]
+        return match
+
+    def by_urn(self, urn: str) -> Registration:
+        (match,) = [r for r in self.registrations if r.urn == urn]
+        return match
+
+
+def stack_config(private_key: str, **extra: str) -> tuple[dict[str, str], list[str]]:
+    config = {
+        "proxmoxve:endpoint": "https://pve.example.test:8006/",
+        "proxmoxve:apiToken": "root@pam!phoenix=00000000-1111-2222-3333-444444444444",
+        "proxmoxve:insecure": "true",
+        "phoenix-hypervisor:sshPrivateKey": private_key,
+        "phoenix-hypervisor:nodes": '{"pve": {"address": "192.0.2.10", "hostKeys": []}}',
+        **extra,
+    }
+    return config, ["proxmoxve:apiToken", "phoenix-hypervisor:sshPrivateKey"]
+
+
+def run_program(config: Config, private_key: str, *, preview: bool = False, **extra: str) -> ProgramRun:
+    """Build the stack for `config` under mocks; return every registration and the outputs."""
+    mocks = RecordingMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="phoenix-hypervisor", stack="test", preview=preview,
+                             monitor=monitor)
+    values, secret_keys = stack_config(private_key, **extra)
+    pulumi.runtime.set_all_config(values, secret_keys)
+    outputs: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def program():
+        stack = build_stack(config, read_settings())
+        return pulumi.Output.from_input(stack.outputs).apply(outputs.update)
+
+    program()
+    return ProgramRun(monitor.registrations, outputs)
