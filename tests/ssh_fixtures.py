@@ -14,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def need_root_and_sshd() -> None:
 def ensure_user(name: str, home: bool = True) -> None:
     """Create a local user once; `usermod -p '*'` unlocks it for key login without a password
     (with `UsePAM no`, sshd refuses a locked `!` account)."""
-    if subprocess.run(["id", "-u", name], capture_output=True).returncode != 0:
+    if subprocess.run(["id", "-u", name], check=False, capture_output=True).returncode != 0:
         args = ["useradd", "-s", "/bin/bash"] + (["-m"] if home else ["-M"]) + [name]
         subprocess.run(args, check=True, capture_output=True)
     subprocess.run(["usermod", "-p", "*", name], check=True, capture_output=True)
@@ -123,7 +124,8 @@ LogLevel VERBOSE
                        list(users))
     for user in users:
         server.authorize(user, client_public)
-    check = subprocess.run([SSHD, "-t", "-f", str(config)], capture_output=True, text=True)
+    check = subprocess.run([SSHD, "-t", "-f", str(config)], check=False, capture_output=True,
+                           text=True)
     assert check.returncode == 0, check.stderr
     server.stderr_path = workdir / "sshd.log"
     server.process = subprocess.Popen([SSHD, "-f", str(config), "-D", "-e"],
@@ -142,9 +144,11 @@ LogLevel VERBOSE
     raise RuntimeError("sshd did not start: " + server.stderr_path.read_text()[-2000:])
 
 
-@pytest.fixture(scope="module")
-def sshd():
-    server = start_sshd(["root", TEST_USER])
-    yield server
-    server.stop()
-    shutil.rmtree(server.workdir, ignore_errors=True)
+def running_sshd(users: list[str], extra_config: str = "") -> Iterator[SshServer]:
+    """Body of a fixture: `yield from running_sshd([...])` in a test module's fixture."""
+    server = start_sshd(users, extra_config)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.workdir, ignore_errors=True)
