@@ -362,10 +362,13 @@ class _Checker:
             raw = vm.get("network_config", {}).get("ip")
             return rules.parse_interface(raw)[0].ip if isinstance(raw, str) and rules.parse_interface(raw)[0] else None
 
+        vmids = [vm.get("vmid") for _, vm in vms]
+
         def mac(vm: dict[str, Any]) -> Any:
             raw = vm.get("network_config", {}).get("mac_address")
             if raw is None and isinstance(vm.get("vmid"), int):
-                return rules.derived_mac(vm["vmid"])
+                # derived from the vmid: a duplicate vmid is already reported once
+                return rules.derived_mac(vm["vmid"]) if vmids.count(vm["vmid"]) == 1 else None
             return raw.lower() if isinstance(raw, str) else None
 
         keys: dict[str, Callable[[dict[str, Any]], Any]] = {
