@@ -48,7 +48,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                      ",".join(f.name for f in vm.features) or "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     print(f"{args.file}: OK, {len(config.vms)} VM(s)")
     return EXIT_OK
 

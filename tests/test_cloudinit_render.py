@@ -7,9 +7,15 @@ import ipaddress
 
 import pytest
 import yaml
-
 from cloudinit_check import assert_valid_user_data, cloud_init_schema, parse_network_config
-from phoenix.cloudinit import render_meta_data, render_network_config, render_seed, render_user_data, to_yaml
+
+from phoenix.cloudinit import (
+    render_meta_data,
+    render_network_config,
+    render_seed,
+    render_user_data,
+    to_yaml,
+)
 from phoenix.config import build_config, load_config
 from phoenix.config.sample import sample_document
 
