@@ -153,3 +153,43 @@ class AgentPeer:
         if name == "guest-network-get-interfaces":
             return self.interfaces
         raise KeyError(f"The command {name} has not been found")
+
+
+# ---------------------------------------------------------------------------- fakepve helpers
+
+CLOUD_INIT_LOG = "/var/log/cloud-init-output.log"
+HOST_KEYS_COMMAND = "sh -c cat /etc/ssh/ssh_host_*_key.pub"
+
+
+def openssh_public_keys() -> list[str]:
+    """Fresh host public keys (ed25519, ecdsa, rsa) as OpenSSH lines with a comment."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    keys = [ed25519.Ed25519PrivateKey.generate(), ec.generate_private_key(ec.SECP256R1()),
+            rsa.generate_private_key(public_exponent=65537, key_size=2048)]
+    return [k.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                        serialization.PublicFormat.OpenSSH).decode()
+            + " root@vm8001" for k in keys]
+
+
+def agent_answers(*, cloud_init_exit: int = 0, cloud_init_status: str = "done",
+                  host_keys: list[str] | None = None, interfaces: list | None = None,
+                  long_status: str = "", log: str = "") -> dict:
+    """A fakepve vm.agent dict: what `cloud-init status`, the host-key cat and file-read answer."""
+    answers: dict = {
+        "exec": {
+            "cloud-init status": {"exitcode": cloud_init_exit,
+                                  "out-data": f"status: {cloud_init_status}\n"},
+            "cloud-init status --long": {"exitcode": cloud_init_exit, "out-data": long_status},
+            HOST_KEYS_COMMAND: {"exitcode": 0, "out-data": "\n".join(host_keys or []) + "\n"},
+        },
+        "files": {CLOUD_INIT_LOG: log},
+    }
+    if interfaces is not None:
+        answers["interfaces"] = interfaces
+    return answers
+
+
+def add_vm(pve, vmid: int = 8001, node: str = "pve", status: str = "running"):
+    return pve.add_vm(vmid, f"vm{vmid}", node=node, status=status, config={"agent": "1"})

@@ -1,0 +1,285 @@
+"""The guest-agent transport over the Proxmox VE API (proxmoxer, API-token auth).
+
+    creds = PveCredentials.from_env()        # PROXMOX_VE_ENDPOINT, PROXMOX_VE_API_TOKEN, ...
+    transport = PveTransport(creds, node="pve", vmid=8001)
+
+Answers are mapped to the typed errors of `phoenix.readiness.transport`:
+- 401 -> AuthError; 403 -> PermissionDeniedError naming the privilege the call needs;
+- 500 "QEMU guest agent is not running" -> AgentNotRunningError;
+- 500 "... got timeout", lock errors, 502-504, 595-599, connection errors -> TransientError
+  (retried here a couple of times for one-off reads; polls are retried by the wait itself);
+- 500 "VM N (is) not running" -> VmNotRunningError; "... does not exist" -> VmNotFoundError;
+- 500 "Agent error: ..." (the agent answered with an error) -> AgentCommandError.
+The token secret never appears in a message: only the token id (user@realm!name) does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from phoenix.readiness.qga import parse_interfaces
+from phoenix.readiness.transport import (
+    AgentCommandError,
+    AgentNotRunningError,
+    AuthError,
+    ExecStatus,
+    GuestTransport,
+    NetworkInterface,
+    PermissionDeniedError,
+    TransientError,
+    TransportConfigError,
+    TransportError,
+    VmNotFoundError,
+    VmNotRunningError,
+)
+
+ENV_ENDPOINT = "PROXMOX_VE_ENDPOINT"
+ENV_TOKEN = "PROXMOX_VE_API_TOKEN"
+ENV_INSECURE = "PROXMOX_VE_INSECURE"
+
+_TOKEN = re.compile(r"^(?P<user>[^@!=\s]+@[^@!=\s]+)!(?P<name>[^@!=\s]+)=(?P<secret>\S+)$")
+# Delays before retrying a transient answer of a one-off call (not of polls: the wait repeats those).
+RETRY_DELAYS_S = (0.5, 1.0)
+
+# What each call needs, for 403 messages. PVE 9 split VM.Monitor into VM.GuestAgent.*.
+PRIVILEGES = {
+    "status": "VM.Audit",
+    "ping": "VM.GuestAgent.Audit (PVE 9) or VM.Monitor (PVE 8)",
+    "network-get-interfaces": "VM.GuestAgent.Audit (PVE 9) or VM.Monitor (PVE 8)",
+    "exec": "VM.GuestAgent.Unrestricted (PVE 9) or VM.Monitor (PVE 8)",
+    "exec-status": "VM.GuestAgent.Unrestricted (PVE 9) or VM.Monitor (PVE 8)",
+    "file-read": "VM.GuestAgent.FileRead or VM.GuestAgent.Unrestricted (PVE 9), "
+                 "or VM.Monitor (PVE 8)",
+}
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class PveCredentials:
+    """Endpoint and API token. repr() never shows the secret.
+
+    verify: True (system CAs, or REQUESTS_CA_BUNDLE), False (insecure), or a CA bundle path.
+    """
+
+    endpoint: str
+    api_token: str
+    verify: bool | str = True
+
+    def __repr__(self) -> str:
+        return f"PveCredentials(endpoint={self.endpoint!r}, token={self.token_id!r}, ***)"
+
+    __str__ = __repr__
+
+    @property
+    def token_id(self) -> str:
+        """user@realm!name: safe to show."""
+        match = _TOKEN.match(self.api_token or "")
+        return f"{match['user']}!{match['name']}" if match else "(malformed token)"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> PveCredentials:
+        env = os.environ if environ is None else environ
+        endpoint, token = env.get(ENV_ENDPOINT, ""), env.get(ENV_TOKEN, "")
+        missing = [name for name, value in ((ENV_ENDPOINT, endpoint), (ENV_TOKEN, token))
+                   if not value]
+        if missing:
+            raise TransportConfigError(f"set {' and '.join(missing)} (the same endpoint and API "
+                                       "token as the proxmoxve provider)")
+        return cls(endpoint, token, verify=not parse_bool(env.get(ENV_INSECURE, "false")))
+
+    def check(self) -> None:
+        """Raise TransportConfigError if the endpoint or token is malformed (value not shown)."""
+        if not _TOKEN.match(self.api_token or ""):
+            raise TransportConfigError("the API token must look like user@realm!tokenid=secret "
+                                       "(PROXMOX_VE_API_TOKEN / proxmoxve:apiToken)")
+        parts = urlsplit(self.endpoint if "://" in self.endpoint else f"https://{self.endpoint}")
+        if parts.scheme != "https" or not parts.hostname:
+            raise TransportConfigError(f"the endpoint must be https://host[:port]/, "
+                                       f"not {self.endpoint!r}")
+
+
+class PveTransport(GuestTransport):
+    """GuestTransport over the PVE API for one VM."""
+
+    def __init__(
+        self,
+        credentials: PveCredentials,
+        *,
+        node: str,
+        vmid: int,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        credentials.check()
+        self.credentials = credentials
+        self.node = node
+        self.vmid = int(vmid)
+        self.sleep = sleep
+        self._calls = 0
+        self._api: Any = None
+
+    # ------------------------------------------------------------------ GuestTransport
+
+    @property
+    def calls(self) -> int:
+        return self._calls
+
+    def describe(self) -> str:
+        return f"VM {self.vmid} on {self.node}"
+
+    def vm_status(self, *, timeout_s: float) -> str:
+        data = self._call("GET", ("status", "current"), "status", timeout_s, retry=False)
+        return str((data or {}).get("status", "unknown"))
+
+    def ping(self, *, timeout_s: float) -> None:
+        self._call("POST", ("agent", "ping"), "ping", timeout_s, retry=False)
+
+    def exec_start(self, argv: Sequence[str], *, timeout_s: float) -> int:
+        data = self._call("POST", ("agent", "exec"), "exec", timeout_s, command=list(argv))
+        return int(data["pid"])
+
+    def exec_status(self, pid: int, *, timeout_s: float) -> ExecStatus:
+        data = self._call("GET", ("agent", "exec-status"), "exec-status", timeout_s, pid=pid) or {}
+        # PVE decodes out-data/err-data from base64 already. `exited` is a bool in the schema
+        # and an int from some versions: any truthy value counts.
+        return ExecStatus(
+            exited=bool(data.get("exited")),
+            exitcode=data.get("exitcode"),
+            signal=data.get("signal"),
+            stdout=data.get("out-data") or "",
+            stderr=data.get("err-data") or "",
+            truncated=bool(data.get("out-truncated") or data.get("err-truncated")),
+        )
+
+    def file_read(self, path: str, *, timeout_s: float, max_bytes: int = 1 << 20) -> bytes:
+        # No `count`: PVE 8 rejects it; the whole file comes back (PVE caps it at 16 MiB).
+        data = self._call("GET", ("agent", "file-read"), "file-read", timeout_s, file=path) or {}
+        return str(data.get("content") or "").encode("utf-8")[:max_bytes]
+
+    def network_interfaces(self, *, timeout_s: float) -> list[NetworkInterface]:
+        data = self._call("GET", ("agent", "network-get-interfaces"), "network-get-interfaces",
+                          timeout_s) or {}
+        return parse_interfaces(data.get("result"))
+
+    def close(self) -> None:
+        self._api = None
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _client(self) -> Any:
+        if self._api is None:
+            from proxmoxer import ProxmoxAPI  # imported here: the qga-only users need no proxmoxer
+
+            creds = self.credentials
+            parts = urlsplit(creds.endpoint if "://" in creds.endpoint
+                             else f"https://{creds.endpoint}")
+            match = _TOKEN.match(creds.api_token)
+            assert match is not None  # check() ran in __init__
+            host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+            prefix = parts.path.strip("/")
+            prefix = re.sub(r"/?api2/json$", "", prefix) or None
+            self._api = ProxmoxAPI(
+                f"{host}:{parts.port or 8006}",
+                user=match["user"],
+                token_name=match["name"],
+                token_value=match["secret"],
+                verify_ssl=creds.verify,
+                path_prefix=prefix,
+                timeout=10,
+            )
+        return self._api
+
+    def _call(self, method: str, path: tuple[str, ...], op: str, timeout_s: float, *,
+              retry: bool = True, **params: Any) -> Any:
+        delays = RETRY_DELAYS_S if retry else ()
+        deadline = time.monotonic() + timeout_s
+        for attempt in range(len(delays) + 1):
+            try:
+                return self._request(method, path, op, max(deadline - time.monotonic(), 0.2),
+                                     params)
+            except TransientError:
+                if attempt >= len(delays) or time.monotonic() + delays[attempt] >= deadline:
+                    raise
+                self.sleep(delays[attempt])
+        raise AssertionError("unreachable")
+
+    def _request(self, method: str, path: tuple[str, ...], op: str, timeout_s: float,
+                 params: dict[str, Any]) -> Any:
+        import requests
+        from proxmoxer.core import ResourceException
+
+        api = self._client()
+        api._backend.auth.timeout = timeout_s  # proxmoxer reads the timeout per request from here
+        resource = api.nodes(self.node).qemu(self.vmid)
+        for part in path:
+            resource = getattr(resource, part)
+        self._calls += 1
+        try:
+            with warnings.catch_warnings():
+                if self.credentials.verify is False:
+                    # The user chose insecure; one warning per request would drown the progress.
+                    warnings.simplefilter("ignore")
+                if method == "GET":
+                    return resource.get(**params)
+                return resource.post(**params)
+        except ResourceException as exc:
+            raise self._map_error(op, int(exc.status_code), str(exc.content or "")) from None
+        except requests.exceptions.SSLError as exc:
+            raise TransportConfigError(
+                f"TLS verification of {self.credentials.endpoint} failed ({_short(exc)}); give "
+                f"the CA in REQUESTS_CA_BUNDLE or set {ENV_INSECURE}=true / proxmoxve:insecure"
+            ) from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise TransientError(
+                f"cannot reach {self.credentials.endpoint}: {type(exc).__name__}"
+            ) from None
+
+    def _map_error(self, op: str, status: int, message: str) -> TransportError:
+        text = f"PVE answered {status}: {message}".strip().rstrip(":")
+        where = f"/vms/{self.vmid}"
+        if status == 401:
+            return AuthError(
+                f"PVE refused the API token {self.credentials.token_id} ({status} {message}); "
+                f"check {ENV_TOKEN} / proxmoxve:apiToken"
+            )
+        if status == 403:
+            privilege = PRIVILEGES.get(op, "a privilege")
+            return PermissionDeniedError(
+                f"the API token {self.credentials.token_id} lacks {privilege} on {where} "
+                f"({text})",
+                privilege,
+            )
+        if status >= 595 or status in (502, 503, 504):
+            return TransientError(text)
+        lowered = message.lower()
+        if "guest agent is not running" in lowered:
+            return AgentNotRunningError(text)
+        if "no qemu guest agent" in lowered:  # "... configured" (PVE 6+), "No Qemu Guest Agent"
+            return TransportConfigError(f"{text} (enable the VM's agent option)")
+        if "got timeout" in lowered or "can't lock file" in lowered or "is locked" in lowered:
+            return TransientError(text)
+        if re.search(rf"\bvm {self.vmid} (is )?not running\b", lowered):
+            return VmNotRunningError(text)
+        if "does not exist" in lowered or "hostname lookup" in lowered:
+            return VmNotFoundError(f"{text} (is VM {self.vmid} on node {self.node}?)")
+        if lowered.startswith("agent error"):
+            return AgentCommandError(text)
+        if status >= 500:
+            return TransientError(text)
+        return TransportConfigError(text)
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    return text if len(text) < 200 else text[:200] + "..."

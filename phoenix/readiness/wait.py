@@ -1,0 +1,465 @@
+"""The bounded wait for a VM: running, guest agent answering, cloud-init finished.
+
+`wait_for_ready(transport, timeout_s=..., log=...)` knows nothing about Proxmox: it drives a
+`GuestTransport` (PVE API or a QEMU agent socket) and either returns a `ReadyResult` or raises
+a `ReadinessError` whose `.stage` says what never became ready and whose message carries the
+evidence (the last answer, `cloud-init status --long`, the tail of the cloud-init log).
+
+Polling design (the targets: notice the agent within 1.5 s of it answering, and make at most
+40 API calls per minute of waiting on average; the proxmoxve provider polls every second, 60/min):
+
+- Every polling attempt is paced by its own cost: the next attempt starts
+  `calls made by this attempt x 1.5 s` after this one started (start-to-start, so slow answers
+  do not stretch the gaps). A ping costs one call, so pings run every 1.5 s: exactly 40 calls a
+  minute, and an agent that starts answering is seen by the next ping, at most 1.5 s later
+  (plus half a round trip). A cloud-init poll (exec + exec-status, 2-3 calls) repeats every
+  3-4.5 s, still 40 calls a minute. No attempt ever catches up on a late one, so no bursts.
+- No fast start-up ramp: the first ping goes out at once (an agent that is already up, e.g.
+  `phoenix wait` on a running VM, is seen at once), but right after a VM was created or started
+  its agent is at its least likely to be about to answer, so polling faster there only spends
+  calls. A ramp (0.25, 0.5, 1 s...) would add calls without improving the 1.5 s bound.
+- One-off calls (the status check at the start, the reads at the end, the evidence on
+  failure) come on top: 1 + 3-4 calls per wait, whatever its length.
+- No periodic VM status re-check while pinging (it would cost calls and delay pings): PVE
+  answers an agent command on a stopped VM with "VM N not running", which ends the wait at
+  once; a final status check at the deadline tells "stopped" from "no agent" in the message.
+- Every call is bounded by the time left, so the wait ends at its deadline plus at most the
+  evidence reads (`EVIDENCE_TIMEOUT_S`).
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+import struct
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from phoenix.readiness.transport import (
+    AgentCommandError,
+    AgentNotRunningError,
+    AuthError,
+    ExecResult,
+    GuestTransport,
+    NetworkInterface,
+    PermissionDeniedError,
+    TransientError,
+    TransportConfigError,
+    TransportError,
+    VmNotFoundError,
+    VmNotRunningError,
+    run_command,
+)
+
+CALLS_PER_MINUTE = 40
+POLL_INTERVAL_S = 60.0 / CALLS_PER_MINUTE  # 1.5 s per call
+PROGRESS_EVERY_S = 5.0
+MAX_CALL_S = 10.0  # one API call never blocks longer (PVE's own agent timeouts are shorter)
+EVIDENCE_TIMEOUT_S = 3.0  # reads made after a failure, to show why
+CLOUD_INIT_LOG = "/var/log/cloud-init-output.log"
+LOG_TAIL_LINES = 40
+HOST_KEY_FILES = tuple(f"/etc/ssh/ssh_host_{kind}_key.pub" for kind in ("ed25519", "ecdsa", "rsa"))
+HOST_KEYS_ARGV = ("sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub")
+DEFAULT_TIMEOUT_S = 900.0
+
+STAGES = ("vm-status", "agent", "cloud-init")
+_FATAL = (AuthError, PermissionDeniedError, TransportConfigError, VmNotFoundError)
+
+
+@dataclass(frozen=True)
+class ReadyResult:
+    """What a ready VM looks like. Times are seconds since the wait began."""
+
+    seconds_to_agent: float
+    seconds_to_cloud_init: float | None  # None when cloud-init was not waited for
+    cloud_init_status: str  # "done", "degraded" or "skipped"
+    warnings: tuple[str, ...] = ()
+    ipv4_addresses: tuple[str, ...] = ()
+    ssh_host_keys: tuple[str, ...] = ()  # "ssh-ed25519 AAAA..." (no comment)
+    api_calls: int = 0
+
+    def to_outputs(self) -> dict[str, Any]:
+        """The resource outputs (plain JSON values)."""
+        return {
+            "seconds_to_agent": self.seconds_to_agent,
+            "seconds_to_cloud_init": self.seconds_to_cloud_init,
+            "cloud_init_status": self.cloud_init_status,
+            "ipv4_addresses": list(self.ipv4_addresses),
+            "ssh_host_keys": list(self.ssh_host_keys),
+            "warnings": list(self.warnings),
+        }
+
+
+class ReadinessError(Exception):
+    """The VM did not become ready. `stage` is one of STAGES; the message holds the evidence."""
+
+    def __init__(self, stage: str, message: str, *, elapsed_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.message = message
+        self.elapsed_s = elapsed_s
+
+
+def wait_for_ready(
+    transport: GuestTransport,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    log: Callable[[str], None],
+    wait_for_cloud_init: bool = True,
+    read_host_keys: bool = True,
+    poll_interval_s: float = POLL_INTERVAL_S,
+    progress_every_s: float = PROGRESS_EVERY_S,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ReadyResult:
+    """Wait until the VM runs, its agent answers and cloud-init is done; at most timeout_s."""
+    return _Wait(transport, timeout_s, log, poll_interval_s, progress_every_s, clock, sleep).run(
+        wait_for_cloud_init=wait_for_cloud_init, read_host_keys=read_host_keys
+    )
+
+
+# ---------------------------------------------------------------------------- parsing
+
+
+def parse_cloud_init_status(stdout: str) -> str:
+    """The value of the `status:` line of `cloud-init status` ("" if there is none)."""
+    match = re.search(r"^status:\s*(.+?)\s*$", stdout, re.MULTILINE)
+    return match.group(1).strip().lower() if match else ""
+
+
+def ipv4_addresses(interfaces: Sequence[NetworkInterface]) -> tuple[str, ...]:
+    """Every IPv4 address of the guest except loopback ones, in interface order."""
+    found: list[str] = []
+    for interface in interfaces:
+        for address in interface.addresses:
+            if address.family.lower() != "ipv4":
+                continue
+            try:
+                ip = ipaddress.IPv4Address(address.address)
+            except ValueError:
+                continue
+            if not ip.is_loopback and str(ip) not in found:
+                found.append(str(ip))
+    return tuple(found)
+
+
+_KEY_LINE = re.compile(
+    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(?:256|384|521)|sk-ssh-ed25519@openssh\.com|"
+    r"sk-ecdsa-sha2-nistp256@openssh\.com)\s+([A-Za-z0-9+/]+={0,2})(?:\s.*)?$"
+)
+# How many length-prefixed fields each key blob holds (type name included): RFC 4253 6.6,
+# RFC 5656 3.1, RFC 8709 4, OpenSSH PROTOCOL.u2f.
+_KEY_FIELDS = {"ssh-ed25519": 2, "ssh-rsa": 3, "ecdsa-sha2-nistp256": 3, "ecdsa-sha2-nistp384": 3,
+               "ecdsa-sha2-nistp521": 3, "sk-ssh-ed25519@openssh.com": 3,
+               "sk-ecdsa-sha2-nistp256@openssh.com": 4}
+
+
+def _blob_fields(raw: bytes) -> list[bytes] | None:
+    """The length-prefixed fields of an SSH key blob, or None if it does not split exactly."""
+    fields, pos = [], 0
+    while pos < len(raw):
+        if pos + 4 > len(raw):
+            return None
+        (length,) = struct.unpack(">I", raw[pos:pos + 4])
+        if pos + 4 + length > len(raw):
+            return None
+        fields.append(raw[pos + 4:pos + 4 + length])
+        pos += 4 + length
+    return fields
+
+
+def parse_host_keys(text: str) -> tuple[str, ...]:
+    """OpenSSH public key lines -> ("type base64", ...), comment dropped. A line is kept only if
+    its blob splits exactly into the fields its type has and names that type, so a truncated
+    read or a mangled line never becomes a pinned host key."""
+    keys: list[str] = []
+    for line in text.splitlines():
+        match = _KEY_LINE.match(line.strip())
+        if not match:
+            continue
+        kind, blob = match.groups()
+        try:
+            fields = _blob_fields(base64.b64decode(blob, validate=True))
+        except ValueError:
+            continue
+        if not fields or len(fields) != _KEY_FIELDS[kind] or fields[0] != kind.encode():
+            continue
+        key = f"{kind} {blob}"
+        if key not in keys:
+            keys.append(key)
+    return tuple(keys)
+
+
+def log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------------------- the wait
+
+
+@dataclass
+class _Wait:
+    transport: GuestTransport
+    timeout_s: float
+    log: Callable[[str], None]
+    interval_s: float
+    progress_every_s: float
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.name = self.transport.describe()
+        self.start = self.clock()
+        self.deadline = self.start + self.timeout_s
+        self.last_progress = self.start
+        self.last_answer = "none yet"
+        self.attempts = 0
+
+    # -- helpers
+
+    def elapsed(self) -> float:
+        return self.clock() - self.start
+
+    def remaining(self) -> float:
+        return self.deadline - self.clock()
+
+    def call_timeout(self) -> float:
+        return max(min(MAX_CALL_S, self.remaining()), 0.2)
+
+    def fail(self, stage: str, message: str) -> ReadinessError:
+        return ReadinessError(stage, message, elapsed_s=round(self.elapsed(), 1))
+
+    def pace(self, attempt_start: float, calls_before: int, what: str) -> bool:
+        """Sleep until the next attempt may start; False if the deadline comes first."""
+        cost = max(self.transport.calls - calls_before, 1)
+        next_start = attempt_start + cost * self.interval_s
+        now = self.clock()
+        if now - self.last_progress >= self.progress_every_s:
+            self.last_progress = now
+            self.log(f"{self.name}: waiting for {what} ({now - self.start:.0f} s of "
+                     f"{self.timeout_s:.0f} s; last answer: {self.last_answer})")
+        if next_start >= self.deadline:
+            remaining = self.deadline - now
+            if remaining > 0:
+                self.sleep(remaining)
+            return False
+        if next_start > now:
+            self.sleep(next_start - now)
+        return True
+
+    def fatal(self, stage: str, exc: TransportError) -> ReadinessError:
+        return self.fail(stage, f"{self.name}: {exc}")
+
+    # -- stages
+
+    def run(self, *, wait_for_cloud_init: bool, read_host_keys: bool) -> ReadyResult:
+        self.log(f"{self.name}: waiting up to {self.timeout_s:.0f} s for the guest agent"
+                 + (" and cloud-init" if wait_for_cloud_init else ""))
+        self.wait_running()
+        seconds_to_agent = self.wait_agent()
+        self.log(f"{self.name}: guest agent answered after {seconds_to_agent:.1f} s")
+        status, seconds_to_cloud_init = "skipped", None
+        if wait_for_cloud_init:
+            status, seconds_to_cloud_init = self.wait_cloud_init()
+            self.log(f"{self.name}: cloud-init {status} after {seconds_to_cloud_init:.1f} s")
+        addresses = self.read_addresses()
+        keys = self.read_host_keys() if read_host_keys else ()
+        return ReadyResult(
+            seconds_to_agent=round(seconds_to_agent, 1),
+            seconds_to_cloud_init=(round(seconds_to_cloud_init, 1)
+                                   if seconds_to_cloud_init is not None else None),
+            cloud_init_status=status,
+            warnings=tuple(self.warnings),
+            ipv4_addresses=addresses,
+            ssh_host_keys=keys,
+            api_calls=self.transport.calls,
+        )
+
+    def wait_running(self) -> None:
+        while True:
+            attempt_start, calls_before = self.clock(), self.transport.calls
+            try:
+                status = self.transport.vm_status(timeout_s=self.call_timeout())
+            except _FATAL + (VmNotRunningError,) as exc:
+                raise self.fatal("vm-status", exc) from None
+            except (TransientError, AgentNotRunningError, AgentCommandError) as exc:
+                self.last_answer = str(exc)
+            else:
+                if status == "running":
+                    return
+                raise self.fail("vm-status", f"{self.name} is {status}")
+            if not self.pace(attempt_start, calls_before, "the VM status"):
+                raise self.fail("vm-status", f"{self.name}: no VM status within "
+                                f"{self.timeout_s:.0f} s; last answer: {self.last_answer}")
+
+    def wait_agent(self) -> float:
+        while True:
+            attempt_start, calls_before = self.clock(), self.transport.calls
+            self.attempts += 1
+            try:
+                self.transport.ping(timeout_s=self.call_timeout())
+                return self.clock() - self.start
+            except _FATAL as exc:
+                raise self.fatal("agent", exc) from None
+            except VmNotRunningError as exc:
+                raise self.fail("agent", f"{self.name} stopped while waiting for the guest "
+                                f"agent: {exc}") from None
+            except (TransientError, AgentNotRunningError, AgentCommandError) as exc:
+                self.last_answer = str(exc)
+            if not self.pace(attempt_start, calls_before, "the guest agent"):
+                raise self.fail("agent", self.agent_timeout_message())
+
+    def agent_timeout_message(self) -> str:
+        stopped = ""
+        try:
+            status = self.transport.vm_status(timeout_s=EVIDENCE_TIMEOUT_S)
+            if status != "running":
+                stopped = f" The VM is now {status}."
+        except TransportError:
+            pass  # the message below stands without it
+        return (f"{self.name}: the guest agent did not answer within {self.timeout_s:.0f} s "
+                f"({self.attempts} pings).{stopped} Is qemu-guest-agent installed and started by "
+                f"cloud-init (and the VM's agent option enabled)? Last answer: {self.last_answer}")
+
+    def wait_cloud_init(self) -> tuple[str, float]:
+        self.last_answer = "none yet"
+        while True:
+            attempt_start, calls_before = self.clock(), self.transport.calls
+            try:
+                result = run_command(self.transport, ["cloud-init", "status"],
+                                     timeout_s=min(30.0, max(self.remaining(), 0.2)),
+                                     clock=self.clock, sleep=self.sleep)
+            except _FATAL as exc:
+                raise self.fatal("cloud-init", exc) from None
+            except VmNotRunningError as exc:
+                raise self.fail("cloud-init", f"{self.name} stopped while cloud-init ran: {exc}") from None
+            except AgentCommandError as exc:
+                if "No such file" in str(exc) or "Failed to execute" in str(exc):
+                    raise self.fail("cloud-init", f"{self.name}: cannot run `cloud-init status` "
+                                    f"in the guest: is cloud-init installed? ({exc})") from None
+                self.last_answer = str(exc)
+            except (TransientError, AgentNotRunningError) as exc:
+                # The agent may restart while cloud-init upgrades packages: keep polling.
+                self.last_answer = str(exc)
+            else:
+                outcome = self.judge_cloud_init(result)
+                if outcome is not None:
+                    return outcome, self.clock() - self.start
+            if not self.pace(attempt_start, calls_before, "cloud-init"):
+                raise self.fail("cloud-init", self.cloud_init_timeout_message())
+
+    def judge_cloud_init(self, result: ExecResult) -> str | None:
+        """"done", "degraded", None (still running); raises on failure."""
+        status = parse_cloud_init_status(result.stdout)
+        self.last_answer = (f"exit {result.exitcode}, status: {status or '(none)'}"
+                            + (f", stderr: {result.stderr.strip()[:200]}"
+                               if result.stderr.strip() else ""))
+        if status in ("running", "not started", "not run"):
+            return None
+        if result.exitcode == 1 or status == "error":
+            raise self.fail("cloud-init", self.cloud_init_failure_message(result))
+        if status == "disabled":
+            raise self.fail("cloud-init", f"{self.name}: cloud-init is disabled in the guest, so "
+                            "the user-data was not applied (`cloud-init status`: disabled)")
+        if result.exitcode == 2 or "degraded" in status:
+            details = self.evidence_command(["cloud-init", "status", "--long"])
+            self.warnings.append(f"cloud-init finished with recoverable errors (exit 2, "
+                                 f"degraded):\n{details}")
+            self.log(f"{self.name}: warning: cloud-init degraded (exit 2); see the warnings output")
+            return "degraded"
+        if result.exitcode == 0 and status == "done":
+            return "done"
+        return None  # an answer we do not know: keep polling; the deadline message shows it
+
+    def cloud_init_failure_message(self, result: ExecResult) -> str:
+        long_status = self.evidence_command(["cloud-init", "status", "--long"])
+        tail = self.evidence_log_tail()
+        return (f"{self.name}: cloud-init failed (`cloud-init status` exit {result.exitcode}).\n"
+                f"--- cloud-init status --long ---\n{long_status}\n"
+                f"--- last {LOG_TAIL_LINES} lines of {CLOUD_INIT_LOG} ---\n{tail}")
+
+    def cloud_init_timeout_message(self) -> str:
+        tail = self.evidence_log_tail()
+        return (f"{self.name}: cloud-init still running after {self.timeout_s:.0f} s "
+                f"(the guest agent answered; last `cloud-init status`: {self.last_answer}).\n"
+                f"--- last {LOG_TAIL_LINES} lines of {CLOUD_INIT_LOG} ---\n{tail}")
+
+    def evidence_command(self, argv: list[str]) -> str:
+        try:
+            result = run_command(self.transport, argv, timeout_s=EVIDENCE_TIMEOUT_S,
+                                 clock=self.clock, sleep=self.sleep)
+        except TransportError as exc:
+            return f"(could not run {' '.join(argv)}: {exc})"
+        return (result.stdout + result.stderr).strip() or "(no output)"
+
+    def evidence_log_tail(self) -> str:
+        try:
+            data = self.transport.file_read(CLOUD_INIT_LOG, timeout_s=EVIDENCE_TIMEOUT_S)
+        except TransportError as exc:
+            return f"(could not read {CLOUD_INIT_LOG}: {exc})"
+        return log_tail(data.decode("utf-8", errors="replace")) or "(empty)"
+
+    # -- final reads
+
+    def retry_read(self, what: str, read: Callable[[], Any]) -> Any:
+        """A one-off read, retried on transient answers until the deadline."""
+        while True:
+            attempt_start, calls_before = self.clock(), self.transport.calls
+            try:
+                return read()
+            except _FATAL as exc:
+                raise self.fatal("agent", exc) from None
+            except VmNotRunningError as exc:
+                raise self.fail("agent", f"{self.name} stopped while reading {what}: {exc}") from None
+            except (TransientError, AgentNotRunningError) as exc:
+                self.last_answer = str(exc)
+            if not self.pace(attempt_start, calls_before, what):
+                raise self.fail("agent", f"{self.name}: could not read {what} before the "
+                                f"deadline; last answer: {self.last_answer}")
+
+    def read_addresses(self) -> tuple[str, ...]:
+        try:
+            interfaces = self.retry_read(
+                "the network interfaces",
+                lambda: self.transport.network_interfaces(timeout_s=self.call_timeout()),
+            )
+        except AgentCommandError as exc:
+            self.warnings.append(f"could not read the guest's network interfaces: {exc}")
+            return ()
+        addresses = ipv4_addresses(interfaces)
+        if not addresses:
+            self.warnings.append("the guest reports no IPv4 address besides loopback")
+        return addresses
+
+    def read_host_keys(self) -> tuple[str, ...]:
+        def by_exec() -> str:
+            result = run_command(self.transport, HOST_KEYS_ARGV,
+                                 timeout_s=min(30.0, max(self.remaining(), 1.0)),
+                                 clock=self.clock, sleep=self.sleep)
+            return result.stdout
+
+        try:
+            text = self.retry_read("the SSH host keys", by_exec)
+            keys = parse_host_keys(text)
+        except AgentCommandError:
+            keys = ()
+        if not keys:
+            # No shell in the guest, or exec not allowed: read the usual files one by one.
+            found = []
+            for path in HOST_KEY_FILES:
+                try:
+                    found.append(self.retry_read(
+                        "the SSH host keys",
+                        lambda p=path: self.transport.file_read(
+                            p, timeout_s=self.call_timeout()).decode("ascii", "replace")))
+                except AgentCommandError:
+                    continue
+            keys = parse_host_keys("\n".join(found))
+        if not keys:
+            self.warnings.append("no SSH host public keys found in /etc/ssh "
+                                 "(is openssh-server installed?)")
+        return keys
