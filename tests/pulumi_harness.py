@@ -58,10 +58,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def RegisterResource(self, request):  # the gRPC method name
         response = super().RegisterResource(request)
-        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
-        secret_inputs = {k for k, v in request.object.fields.items()
-                         if v.HasField("struct_value") and rpc._special_sig_key in v.struct_value.fields
-                         and v.struct_value.fields[rpc._special_sig_key].string_value == rpc._special_secret_sig}
+        raw = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        secret_inputs = {k for k, v in raw.items() if _is_secret(v)}
+        inputs = {k: _unwrap(v) for k, v in raw.items()}
         self.registrations.append(Registration(
             type=request.type,
             name=request.name,
@@ -79,6 +78,21 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             secret_inputs=secret_inputs,
         ))
         return response
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
+
+
+def _unwrap(value: Any) -> Any:
+    """Plain values with the secret markers removed (which keys were secret is kept apart)."""
+    if _is_secret(value):
+        return _unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
 
 
 @dataclass

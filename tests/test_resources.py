@@ -1,0 +1,248 @@
+"""The Pulumi program under Pulumi's mock engine: resource graph, arguments, options, secrets."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from phoenix.cloudinit import render_seed
+from phoenix.config import build_config, load_config
+from phoenix.config.sample import sample_document
+from phoenix.remote.keys import public_key_line
+from pulumi_harness import run_program, stack_config
+
+VM = "proxmoxve:index/vmLegacy:VmLegacy"
+SNIPPET = "proxmoxve:index/fileLegacy:FileLegacy"
+DOWNLOAD = "proxmoxve:download/file:File"
+COMPONENT = "phoenix:index:Vm"
+PROVIDER = "pulumi:providers:proxmoxve"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def example():
+    return load_config(ROOT / "phoenix_vm_configs.json")
+
+
+@pytest.fixture(scope="module")
+def example_run(example, pulumi_private_key):
+    return run_program(example, pulumi_private_key)
+
+
+def test_resource_types(example_run):
+    counts = {}
+    for reg in example_run.registrations:
+        counts[reg.type] = counts.get(reg.type, 0) + 1
+    assert counts[PROVIDER] == 1 and counts[COMPONENT] == 2 and counts[VM] == 2
+    assert counts[SNIPPET] == 6 and counts[DOWNLOAD] == 1
+
+
+def test_every_resource_uses_the_explicit_provider(example_run):
+    provider = example_run.named("proxmoxve")
+    for reg in example_run.registrations:
+        if reg.type.startswith("proxmoxve:"):
+            assert reg.provider.startswith(provider.urn + "::"), reg.name
+
+
+def test_provider_arguments_and_secrets(example_run, pulumi_private_key):
+    provider = example_run.named("proxmoxve")
+    assert provider.inputs["endpoint"] == "https://pve.example.test:8006/"
+    assert {"apiToken", "ssh"} <= provider.secret_inputs
+    ssh = json.loads(provider.inputs["ssh"])
+    assert ssh["username"] == "root" and ssh["nodes"] == [{"name": "pve", "address": "192.0.2.10", "port": 22}]
+    assert ssh["privateKey"] == pulumi_private_key
+
+
+def test_no_secret_in_plain_inputs_or_outputs(example_run, pulumi_private_key):
+    token = stack_config(pulumi_private_key)[0]["proxmoxve:apiToken"]
+    key_body = pulumi_private_key.splitlines()[1]
+    for reg in example_run.registrations:
+        plain = {k: v for k, v in reg.inputs.items() if k not in reg.secret_inputs}
+        text = json.dumps(plain, default=str)
+        assert token not in text and key_body not in text, reg.name
+    outputs = json.dumps(example_run.outputs)
+    assert token not in outputs and key_body not in outputs
+
+
+def test_vm_arguments(example_run):
+    vm = example_run.named("vm-8001-vm").inputs
+    assert vm["nodeName"] == "pve" and vm["vmId"] == 8001 and vm["name"] == "phoenix-docker-01"
+    assert vm["clone"] == {"vmId": 9000, "full": True, "datastoreId": "local-zfs", "nodeName": "pve", "retries": 3}
+    assert vm["cpu"]["cores"] == 4 and vm["memory"] == {"dedicated": 4096}
+    (disk,) = vm["disks"]
+    assert disk["interface"] == "scsi0" and disk["size"] == 64 and disk["datastoreId"] == "local-zfs"
+    (nic,) = vm["networkDevices"]
+    assert nic == {"bridge": "vmbr0", "model": "virtio", "vlanId": 20, "macAddress": "02:50:48:00:1F:41"}
+    assert vm["initialization"] == {
+        "datastoreId": "local-zfs",
+        "userDataFileId": "local:snippets/phoenix-8001-user-data.yaml",
+        "networkDataFileId": "local:snippets/phoenix-8001-network-config.yaml",
+        "metaDataFileId": "local:snippets/phoenix-8001-meta-data.yaml",
+    }
+    assert vm["stopOnDestroy"] is True and vm["started"] is True
+    assert vm["operatingSystem"] == {"type": "l26"} and vm["tags"] == ["docker", "phoenix"]
+
+
+def test_agent_enabled_without_the_providers_own_wait(example_run):
+    # bpg waits for an IP through the agent (15 min default) on create and refresh unless
+    # wait_for_ip is disabled; GuestAgentReady owns that wait instead.
+    for reg in example_run.of_type(VM):
+        agent = reg.inputs["agent"]
+        assert agent["enabled"] is True and agent["waitForIp"] == {"disabled": True}, reg.name
+
+
+def test_image_vm_imports_the_downloaded_image(example_run):
+    download = example_run.of_type(DOWNLOAD)[0]
+    assert download.inputs["contentType"] == "iso" and download.inputs["fileName"] == "ubuntu-24.04.img"
+    assert download.inputs["nodeName"] == "pve" and download.inputs["overwrite"] is False
+    vm = example_run.named("vm-8002-vm")
+    assert vm.inputs["disks"][0]["fileId"] == "image-ubuntu-24.04-pve-local-id"
+    assert vm.property_dependencies["disks"] == [download.urn]
+    assert "clone" not in vm.inputs and vm.ignore_changes == ["disks[0].fileId"]
+
+
+def test_snippets_hold_exactly_the_rendered_seed(example, example_run, pulumi_private_key):
+    pub = public_key_line(pulumi_private_key)
+    for vm in example.vms:
+        seed = render_seed(vm, [pub])
+        expected = {"user-data": seed.user_data, "network-config": seed.network_config, "meta-data": seed.meta_data}
+        for part, text in expected.items():
+            snippet = example_run.named(f"vm-{vm.vmid}-{part}").inputs
+            assert snippet["contentType"] == "snippets" and snippet["datastoreId"] == "local"
+            assert snippet["sourceRaw"] == {"data": text, "fileName": f"phoenix-{vm.vmid}-{part}.yaml"}
+    # the key Pulumi uses for features reaches the VM's user through cloud-init
+    assert pub in example_run.named("vm-8001-user-data").inputs["sourceRaw"]["data"]
+
+
+def test_parents_and_dependencies(example_run):
+    stack = example_run.registrations[0]
+    for vmid in (8001, 8002):
+        component = example_run.named(f"vm-{vmid}")
+        assert component.parent == stack.urn
+        vm = example_run.named(f"vm-{vmid}-vm")
+        snippets = [example_run.named(f"vm-{vmid}-{p}") for p in ("user-data", "network-config", "meta-data")]
+        assert vm.parent == component.urn and all(s.parent == component.urn for s in snippets)
+        # ordering-only dependency on the snippets: no property of the VM flows from them
+        assert {s.urn for s in snippets} <= set(vm.dependencies)
+        assert not any(s.urn in urns for s in snippets for urns in vm.property_dependencies.values())
+
+
+def test_clones_of_one_template_are_serialised(pulumi_private_key):
+    doc = sample_document(6)  # even indexes clone template 9000, odd ones use an image
+    run = run_program(build_config(doc), pulumi_private_key)
+    clones = [r for r in run.of_type(VM) if "clone" in r.inputs]
+    assert [r.name for r in clones] == ["vm-10000-vm", "vm-10002-vm", "vm-10004-vm"]
+    assert clones[0].urn in clones[1].dependencies and clones[1].urn in clones[2].dependencies
+    assert not any(c.urn in r.dependencies for c in clones for r in run.of_type(VM) if "clone" not in r.inputs)
+    # one download per image and node, shared by every VM using it
+    assert len(run.of_type(DOWNLOAD)) == 1
+
+
+def test_program_is_deterministic(example, pulumi_private_key):
+    def snapshot():
+        run = run_program(example, pulumi_private_key)
+        return sorted((r.type, r.name, json.dumps(r.inputs, sort_keys=True, default=str), sorted(r.dependencies))
+                      for r in run.registrations)
+
+    assert snapshot() == snapshot()
+
+
+def test_cloud_init_change_leaves_the_vm_alone(doc, pulumi_private_key):
+    before = run_program(build_config(doc), pulumi_private_key)
+    doc["vms"][0]["packages"] = ["htop", "jq"]
+    doc["vms"][0]["user"] = {"ssh_authorized_keys": [
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC3yqQUgijZbO8zW4N+/9STP1+YVY4y8HaMpnZPHOVFm ops@ci"]}
+    after = run_program(build_config(doc), pulumi_private_key)
+    assert before.named("vm-8001-user-data").inputs != after.named("vm-8001-user-data").inputs
+    # the snippet is replaced in place (same file name, delete first); the VM sees no change
+    assert after.named("vm-8001-user-data").delete_before_replace
+    assert before.named("vm-8001-vm").inputs == after.named("vm-8001-vm").inputs
+    assert after.named("vm-8001-vm").replace_on_changes == []
+
+
+def test_opt_in_recreate_on_cloud_init_change(doc, pulumi_private_key):
+    doc["vms"][0]["recreate_on_cloud_init_change"] = True
+    before = run_program(build_config(doc), pulumi_private_key)
+    doc["vms"][0]["packages"] = ["htop", "jq"]
+    after = run_program(build_config(doc), pulumi_private_key)
+    vm_before, vm_after = before.named("vm-8001-vm"), after.named("vm-8001-vm")
+    assert vm_after.replace_on_changes == ["description"]
+    assert vm_before.inputs["description"] != vm_after.inputs["description"]
+    assert "cloud-init sha256:" in vm_after.inputs["description"]
+    # the other VM did not opt in
+    assert before.named("vm-8002-vm").inputs == after.named("vm-8002-vm").inputs
+
+
+def test_protect_maps_to_pulumi_protect(doc, pulumi_private_key):
+    doc["vms"][1]["protect"] = True
+    run = run_program(build_config(doc), pulumi_private_key)
+    assert run.named("vm-8002-vm").protect is True and run.named("vm-8001-vm").protect is False
+
+
+def test_stack_outputs(example_run):
+    assert example_run.outputs["vms"] == {
+        "phoenix-docker-01": {"vmid": 8001, "name": "phoenix-docker-01", "node": "pve", "ip": "10.0.0.101"},
+        "phoenix-web-01": {"vmid": 8002, "name": "phoenix-web-01", "node": "pve", "ip": "10.0.0.102"},
+    }
+
+
+def test_generated_configs(pulumi_private_key):
+    run = run_program(build_config(sample_document(40)), pulumi_private_key)
+    assert len(run.of_type(VM)) == 40 and len(run.of_type(SNIPPET)) == 120
+    names = [r.inputs["name"] for r in run.of_type(VM)]
+    assert len(set(names)) == 40
+
+
+# -- __main__.py: the program as `pulumi up` runs it --------------------------------------------
+
+def _run_main(tmp_path, config_file: str, private_key: str, mocks=None):
+    from pulumi_harness import RecordingMocks, RecordingMonitor
+
+    mocks = RecordingMocks()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="phoenix-hypervisor", stack="dev", monitor=monitor)
+    values, secret_keys = stack_config(private_key, **{"phoenix-hypervisor:vmConfigFile": config_file})
+    pulumi.runtime.set_all_config(values, secret_keys)
+
+    @pulumi.runtime.test
+    def program():
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+    program()
+    return monitor
+
+
+def test_main_runs_the_example(tmp_path, pulumi_private_key):
+    monitor = _run_main(tmp_path, "phoenix_vm_configs.json", pulumi_private_key)
+    assert sum(r.type == VM for r in monitor.registrations) == 2
+
+
+def test_main_stops_cleanly_on_a_broken_config(tmp_path, doc, pulumi_private_key):
+    doc["vms"][1]["vmid"] = 8001
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(pulumi.RunError) as info:
+        _run_main(tmp_path, str(bad), pulumi_private_key)
+    assert "vms[1] (vmid 8001, phoenix-web-01): vmid: 8001 is already used" in str(info.value)
+    assert "nothing was created" in str(info.value)
+
+
+def test_main_names_missing_stack_config(pulumi_private_key):
+    mocks_module = pytest.importorskip("pulumi_harness")
+    mocks = mocks_module.RecordingMocks()
+    monitor = mocks_module.RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="phoenix-hypervisor", stack="dev", monitor=monitor)
+    pulumi.runtime.set_all_config({"proxmoxve:endpoint": "https://pve:8006/"}, [])
+
+    @pulumi.runtime.test
+    def program():
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+    with pytest.raises(pulumi.RunError) as info:
+        program()
+    assert "proxmoxve:apiToken" in str(info.value) and "phoenix-hypervisor:sshPrivateKey" in str(info.value)
+    assert not [r for r in monitor.registrations if r.type != "pulumi:pulumi:Stack"]
