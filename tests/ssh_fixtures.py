@@ -83,7 +83,7 @@ class SshServer:
                 self.process.wait(5)
 
 
-def start_sshd(users: list[str], extra_config: str = "") -> SshServer:
+def start_sshd(users: list[str], extra_config: str = "", path: str = DEFAULT_PATH) -> SshServer:
     need_root_and_sshd()
     # Not pytest's tmp_path: that is 0700 and the test users must read their key files and
     # run the stand-ins.
@@ -108,12 +108,12 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes
 PermitRootLogin prohibit-password
-AuthorizedKeysFile {workdir}/authorized_keys/%u
+AuthorizedKeysFile {workdir}/authorized_keys/%u .ssh/authorized_keys
 StrictModes no
 MaxStartups 50
 MaxSessions 50
 Subsystem sftp internal-sftp
-SetEnv PATH={standin_bin}:{DEFAULT_PATH}
+SetEnv PATH={standin_bin}:{path}
 LogLevel VERBOSE
 {extra_config}
 """)
@@ -144,9 +144,11 @@ LogLevel VERBOSE
     raise RuntimeError("sshd did not start: " + server.stderr_path.read_text()[-2000:])
 
 
-def running_sshd(users: list[str], extra_config: str = "") -> Iterator[SshServer]:
-    """Body of a fixture: `yield from running_sshd([...])` in a test module's fixture."""
-    server = start_sshd(users, extra_config)
+def running_sshd(users: list[str], extra_config: str = "",
+                 path: str = DEFAULT_PATH) -> Iterator[SshServer]:
+    """Body of a fixture: `yield from running_sshd([...])` in a test module's fixture.
+    `path` follows the stand-in directory on the sessions' PATH."""
+    server = start_sshd(users, extra_config, path)
     try:
         yield server
     finally:
