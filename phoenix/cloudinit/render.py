@@ -30,6 +30,9 @@ USER_DATA_KEYS = frozenset({
     "write_files", "runcmd",
 })
 NETWORK_KEYS = frozenset({"version", "ethernets"})
+# libyaml's loader when PyYAML has it (the wheels do): the parse-back check is the hot spot of
+# rendering 1000 VMs, and the C loader is ~10x faster than the pure-Python one.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 META_KEYS = frozenset({"instance-id", "local-hostname"})
 
 
@@ -77,7 +80,7 @@ def _environment() -> jinja2.Environment:
 def _render(template: str, allowed_keys: frozenset[str], **context: Any) -> str:
     text = _environment().get_template(template).render(**context)
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_SafeLoader)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         raise RenderError(f"{template} rendered invalid YAML: {exc}") from None
     if not isinstance(doc, dict) or not set(doc) <= allowed_keys:

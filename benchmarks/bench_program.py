@@ -1,0 +1,160 @@
+"""Benchmark: evaluating the Pulumi program under Pulumi's mock engine, N = 10, 100, 1000 VMs.
+
+Beside each run, in the same invocation, a bare baseline registers the same number of
+VmLegacy and FileLegacy resources with constant arguments (no config, no rendering, no
+components). Each case runs in its own subprocess so peak memory (ru_maxrss) is its own.
+
+    .venv/bin/python benchmarks/bench_program.py [--sizes 10,100,1000] [--repeat 3]
+
+Prints a markdown table; target at N = 1000: program within 1.3x of the baseline (time, memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PRIVATE_KEY = None  # generated per case process
+
+
+def _mocks():
+    import pulumi
+
+    class Mocks(pulumi.runtime.Mocks):
+        def new_resource(self, args):
+            return [f"{args.name}-id", dict(args.inputs)]
+
+        def call(self, args):
+            return {}
+
+    pulumi.runtime.set_mocks(Mocks(), project="phoenix-hypervisor", stack="bench", preview=False)
+
+
+def _private_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
+
+
+def case_program(n: int) -> dict:
+    import pulumi
+
+    from phoenix.config import build_config
+    from phoenix.config.sample import sample_document
+    from phoenix.resources.settings import read_settings
+    from phoenix.resources.stack import build_stack
+
+    _mocks()
+    pulumi.runtime.set_all_config({
+        "proxmoxve:endpoint": "https://pve.bench:8006/",
+        "proxmoxve:apiToken": "root@pam!bench=00000000-0000-0000-0000-000000000000",
+        "phoenix-hypervisor:sshPrivateKey": _private_key(),
+        "phoenix-hypervisor:nodes": '{"pve": {"address": "192.0.2.10"}}',
+    }, ["proxmoxve:apiToken", "phoenix-hypervisor:sshPrivateKey"])
+    doc = sample_document(n)
+    counts = {}
+    start = time.perf_counter()
+
+    @pulumi.runtime.test
+    def program():
+        config = build_config(doc)
+        stack = build_stack(config, read_settings())
+        counts["vms"] = len(stack.vms)
+        return pulumi.Output.all(*[c.vm.id for c in stack.vms.values()])
+
+    program()
+    return {"seconds": time.perf_counter() - start, "registered": counts["vms"]}
+
+
+def case_baseline(n: int) -> dict:
+    """The same resources with constant arguments of the same shape and size: what registering
+    costs by itself, without config checks, rendering, components and Outputs between them."""
+    import pulumi
+    import pulumi_proxmoxve as proxmoxve
+
+    _mocks()
+    user_data = (ROOT / "cloud_init" / "user-data.yaml.j2").read_text()  # ~2 KB, like a rendered one
+    start = time.perf_counter()
+
+    @pulumi.runtime.test
+    def program():
+        ids = []
+        for i in range(n):
+            for part in ("user-data", "network-config", "meta-data"):
+                proxmoxve.FileLegacy(f"s-{i}-{part}", content_type="snippets", datastore_id="local",
+                                     node_name="pve", source_raw=proxmoxve.FileLegacySourceRawArgs(
+                                         data=user_data, file_name=f"s-{i}-{part}.yaml"))
+            vm = proxmoxve.VmLegacy(
+                f"vm-{i}", node_name="pve", vm_id=10000 + i, name=f"vm-{i}", description="constant",
+                tags=["generated", "phoenix"],
+                clone=proxmoxve.VmLegacyCloneArgs(vm_id=9000, full=True, datastore_id="local-zfs",
+                                                  node_name="pve", retries=3),
+                cpu=proxmoxve.VmLegacyCpuArgs(cores=2, sockets=1, type="x86-64-v2-AES"),
+                memory=proxmoxve.VmLegacyMemoryArgs(dedicated=2048),
+                scsi_hardware="virtio-scsi-single",
+                disks=[proxmoxve.VmLegacyDiskArgs(interface="scsi0", datastore_id="local-zfs", size=32,
+                                                  discard="on", iothread=True, ssd=True)],
+                network_devices=[proxmoxve.VmLegacyNetworkDeviceArgs(bridge="vmbr0", model="virtio",
+                                                                     mac_address="02:50:48:00:00:01")],
+                initialization=proxmoxve.VmLegacyInitializationArgs(
+                    datastore_id="local-zfs", user_data_file_id="local:snippets/u.yaml",
+                    network_data_file_id="local:snippets/n.yaml", meta_data_file_id="local:snippets/m.yaml"),
+                agent=proxmoxve.VmLegacyAgentArgs(enabled=True, trim=True, type="virtio", timeout="1m",
+                                                  wait_for_ip=proxmoxve.VmLegacyAgentWaitForIpArgs(disabled=True)),
+                serial_devices=[proxmoxve.VmLegacySerialDeviceArgs(device="socket")],
+                operating_system=proxmoxve.VmLegacyOperatingSystemArgs(type="l26"),
+                started=True, on_boot=True, stop_on_destroy=True)
+            ids.append(vm.id)
+        return pulumi.Output.all(*ids)
+
+    program()
+    return {"seconds": time.perf_counter() - start, "registered": n}
+
+
+def run_case(kind: str, n: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--case", kind, "--n", str(n)], capture_output=True,
+                         text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--case", choices=["program", "baseline"])
+    parser.add_argument("--n", type=int)
+    args = parser.parse_args()
+    if args.case:
+        result = (case_program if args.case == "program" else case_baseline)(args.n)
+        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(result))
+        return 0
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}; median of {args.repeat} runs, each in a fresh process\n")
+    print("| N | program s | baseline s | time ratio | program peak MB | baseline peak MB | memory ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for n in (int(s) for s in args.sizes.split(",")):
+        prog = [run_case("program", n) for _ in range(args.repeat)]
+        base = [run_case("baseline", n) for _ in range(args.repeat)]
+        pt, bt = statistics.median(r["seconds"] for r in prog), statistics.median(r["seconds"] for r in base)
+        pm = statistics.median(r["peak_rss_mb"] for r in prog)
+        bm = statistics.median(r["peak_rss_mb"] for r in base)
+        print(f"| {n} | {pt:.2f} | {bt:.2f} | {pt / bt:.2f}x | {pm:.0f} | {bm:.0f} | {pm / bm:.2f}x |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
