@@ -1,0 +1,93 @@
+"""`python -m phoenix wait VMID [--file FILE] [--timeout S]`: wait for one VM as the resource does.
+
+The VM's node and deadline come from the config file; the endpoint and token from
+PROXMOX_VE_ENDPOINT, PROXMOX_VE_API_TOKEN (and PROXMOX_VE_INSECURE). Progress goes to stderr,
+the outputs to stdout (`--json` for scripts). Exit 0: ready; 1: not ready, with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from phoenix.config import ConfigError, ConfigFileError, load_config
+from phoenix.readiness.pve import PveCredentials, PveTransport
+from phoenix.readiness.transport import TransportError
+from phoenix.readiness.wait import ReadinessError, ReadyResult, wait_for_ready
+
+EXIT_READY, EXIT_NOT_READY = 0, 1
+DEFAULT_FILE = "phoenix_vm_configs.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("vmid", type=int, help="the VM's vmid in the config file")
+    try:
+        parser.add_argument("--file", default=DEFAULT_FILE, help="the VM config file")
+    except argparse.ArgumentError:
+        pass  # the main parser already gives every sub-command --file
+    parser.add_argument("--timeout", type=float, metavar="S",
+                        help="seconds to wait (default: the VM's guest_agent.timeout_s)")
+    parser.add_argument("--no-cloud-init", action="store_true",
+                        help="only wait for the guest agent, not for cloud-init")
+    parser.add_argument("--json", action="store_true", help="print the outputs as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    def fail(message: str) -> int:
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_NOT_READY
+
+    try:
+        config = load_config(args.file)
+    except ConfigFileError as exc:
+        return fail(str(exc))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.path}: {problem}", file=sys.stderr)
+        return fail(f"{args.file} has {len(exc.problems)} problem(s)")
+    try:
+        vm = config.vm(args.vmid)
+    except KeyError:
+        known = ", ".join(str(v.vmid) for v in config.vms) or "none"
+        return fail(f"no VM with vmid {args.vmid} in {args.file} (known: {known})")
+    timeout_s = args.timeout if args.timeout is not None else float(vm.guest_agent.timeout_s)
+    if timeout_s <= 0:
+        return fail(f"--timeout must be > 0, not {timeout_s:g}")
+    try:
+        transport = PveTransport(PveCredentials.from_env(), node=vm.node, vmid=vm.vmid)
+    except TransportError as exc:
+        return fail(str(exc))
+
+    started = time.monotonic()
+
+    def log(line: str) -> None:
+        print(f"[{time.monotonic() - started:6.1f}s] {line}", file=sys.stderr, flush=True)
+
+    try:
+        result = wait_for_ready(transport, timeout_s=timeout_s, log=log,
+                                wait_for_cloud_init=not args.no_cloud_init)
+    except ReadinessError as exc:
+        return fail(f"{vm.name} not ready (stage: {exc.stage}): {exc.message}")
+    finally:
+        transport.close()
+    print_result(vm.vmid, vm.name, vm.node, result, as_json=args.json)
+    return EXIT_READY
+
+
+def print_result(vmid: int, name: str, node: str, result: ReadyResult, *, as_json: bool) -> None:
+    outputs = result.to_outputs()
+    if as_json:
+        print(json.dumps({"vmid": vmid, "name": name, "node": node, **outputs}, indent=2))
+        return
+    print(f"VM {vmid} ({name}) on {node} is ready")
+    print(f"  seconds_to_agent: {result.seconds_to_agent}")
+    print(f"  seconds_to_cloud_init: {result.seconds_to_cloud_init}")
+    print(f"  cloud_init_status: {result.cloud_init_status}")
+    print(f"  ipv4_addresses: {', '.join(result.ipv4_addresses) or '(none)'}")
+    print("  ssh_host_keys:" + ("" if result.ssh_host_keys else " (none)"))
+    for key in result.ssh_host_keys:
+        print(f"    {key}")
+    for warning in result.warnings:
+        print(f"  warning: {warning}")
