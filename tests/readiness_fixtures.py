@@ -193,3 +193,9 @@ def agent_answers(*, cloud_init_exit: int = 0, cloud_init_status: str = "done",
 
 def add_vm(pve, vmid: int = 8001, node: str = "pve", status: str = "running"):
     return pve.add_vm(vmid, f"vm{vmid}", node=node, status=status, config={"agent": "1"})
+
+
+def fast_polling(monkeypatch) -> None:
+    """For tests that check what happens, not when: poll every 0.1 s instead of 1.5 s."""
+    monkeypatch.setattr("phoenix.readiness.wait.POLL_INTERVAL_S", 0.1)
+    monkeypatch.setattr("phoenix.readiness.transport.EXEC_POLL_DELAYS_S", (0.02, 0.05, 0.1))

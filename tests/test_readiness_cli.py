@@ -7,7 +7,14 @@ import ipaddress
 import json
 
 import pytest
-from readiness_fixtures import TOKEN_SECRET, add_token, add_vm, agent_answers, openssh_public_keys
+from readiness_fixtures import (
+    TOKEN_SECRET,
+    add_token,
+    add_vm,
+    agent_answers,
+    fast_polling,
+    openssh_public_keys,
+)
 
 from phoenix.config import (
     Config,
@@ -56,6 +63,7 @@ def config_file(tmp_path, monkeypatch):
 
 @pytest.fixture
 def env(monkeypatch, fakepve, fakepve_cafile):
+    fast_polling(monkeypatch)
     monkeypatch.setenv("PROXMOX_VE_ENDPOINT", fakepve.url)
     monkeypatch.setenv("PROXMOX_VE_API_TOKEN", add_token(fakepve))
     monkeypatch.delenv("PROXMOX_VE_INSECURE", raising=False)

@@ -10,7 +10,14 @@ import pytest
 from pulumi.dynamic import Config, ConfigureRequest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.runtime import rpc
-from readiness_fixtures import TOKEN_SECRET, add_token, add_vm, agent_answers, openssh_public_keys
+from readiness_fixtures import (
+    TOKEN_SECRET,
+    add_token,
+    add_vm,
+    agent_answers,
+    fast_polling,
+    openssh_public_keys,
+)
 
 from phoenix.readiness.provider import (
     PROVIDER_VERSION,
@@ -25,6 +32,7 @@ ENV = ("PROXMOX_VE_ENDPOINT", "PROXMOX_VE_API_TOKEN", "PROXMOX_VE_INSECURE")
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, fakepve_cafile):
+    fast_polling(monkeypatch)
     for name in ENV:
         monkeypatch.delenv(name, raising=False)
     # verify=True then trusts the fake's certificate (requests reads this variable).

@@ -56,7 +56,10 @@ def test_agent_up_at_once(fakepve, transport, lines):
     keys = openssh_public_keys()
     add_vm(fakepve).agent = agent_answers(host_keys=keys)
     result = wait_for_ready(transport, timeout_s=30, log=lines.append)
-    assert result.seconds_to_agent < 0.5
+    # The status check buys the first 1.5 s; the first ping then finds the agent.
+    assert 1.5 <= result.seconds_to_agent < 1.5 + 0.3
+    assert [r[1].rsplit("/", 2)[-2:] for r in fakepve.requests[:2]] == [
+        ["status", "current"], ["agent", "ping"]]
     assert result.cloud_init_status == "done"
     assert result.seconds_to_cloud_init is not None and result.seconds_to_cloud_init < 2
     assert result.ipv4_addresses == ("192.0.2.10",)  # fakepve's eth0; lo's 127.0.0.1 is dropped
@@ -74,7 +77,9 @@ def test_agent_up_after_a_delay_is_seen_within_the_poll_interval(fakepve, transp
     # Default pacing: a ping every 1.5 s, so the agent is seen at most 1.5 s after it answers.
     assert up_at <= result.seconds_to_agent <= up_at + 1.5 + 0.3
     pings = agent_pings(fakepve)
-    assert len(pings) == 1 + int(up_at / 1.5) + 1  # 0, 1.5, 3.0 fail; 4.5 answers
+    assert len(pings) == int(up_at / 1.5) + 1  # 1.5 and 3.0 fail; 4.5 answers
+    # 40 calls a minute: one status check and one ping per 1.5 s until the agent answered.
+    assert result.api_calls - 2 - 2 - 1 == 1 + len(pings)  # minus cloud-init, keys, interfaces
     assert time.monotonic() - started < 10
     progress = [line for line in lines if "waiting for the guest agent (" in line]
     assert progress and "QEMU guest agent is not running" in progress[0]

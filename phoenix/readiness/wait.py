@@ -8,20 +8,22 @@ evidence (the last answer, `cloud-init status --long`, the tail of the cloud-ini
 Polling design (the targets: notice the agent within 1.5 s of it answering, and make at most
 40 API calls per minute of waiting on average; the proxmoxve provider polls every second, 60/min):
 
-- Every polling attempt is paced by its own cost: the next attempt starts
+- Every call buys 1.5 s (60 s / 40 calls) of waiting: the next attempt starts
   `calls made by this attempt x 1.5 s` after this one started (start-to-start, so slow answers
-  do not stretch the gaps). A ping costs one call, so pings run every 1.5 s: exactly 40 calls a
-  minute, and an agent that starts answering is seen by the next ping, at most 1.5 s later
-  (plus half a round trip). A cloud-init poll (exec + exec-status, 2-3 calls) repeats every
-  3-4.5 s, still 40 calls a minute. No attempt ever catches up on a late one, so no bursts.
-- No fast start-up ramp: the first ping goes out at once (an agent that is already up, e.g.
-  `phoenix wait` on a running VM, is seen at once), but right after a VM was created or started
-  its agent is at its least likely to be about to answer, so polling faster there only spends
-  calls. A ramp (0.25, 0.5, 1 s...) would add calls without improving the 1.5 s bound.
-- One-off calls (the status check at the start, the reads at the end, the evidence on
-  failure) come on top: 1 + 3-4 calls per wait, whatever its length.
+  do not stretch the gaps). The status check at t=0 costs one call, so the first ping goes out
+  at 1.5 s, then one every 1.5 s: 40 calls a minute, and an agent that starts answering is seen
+  by the next ping, at most 1.5 s later (plus half a round trip). A cloud-init poll
+  (exec + exec-status, 2-3 calls) repeats every 3-4.5 s: still 40 calls a minute. No attempt
+  ever catches up on a late one, so there are no bursts.
+- No fast start-up ramp (0.25, 0.5, 1 s...): right after a VM was created or started its agent
+  is at its least likely to be about to answer, so early fast polls spend calls for nothing and
+  cannot improve the 1.5 s bound. An agent that is already up is seen at the first ping (1.5 s).
+- The only calls outside that budget are one-offs after the waiting is over (network
+  interfaces, host keys: 3 calls) or after a failure (the evidence). Over a whole wait of T s the
+  count is therefore 1 + T/1.5 plus those: 40/min plus one call, which no schedule can avoid
+  while it must both check the status first and never leave a 1.5 s gap.
 - No periodic VM status re-check while pinging (it would cost calls and delay pings): PVE
-  answers an agent command on a stopped VM with "VM N not running", which ends the wait at
+  answers an agent command on a stopped VM with "VM N is not running", which ends the wait at
   once; a final status check at the deadline tells "stopped" from "no agent" in the message.
 - Every call is bounded by the time left, so the wait ends at its deadline plus at most the
   evidence reads (`EVIDENCE_TIMEOUT_S`).
@@ -110,13 +112,14 @@ def wait_for_ready(
     log: Callable[[str], None],
     wait_for_cloud_init: bool = True,
     read_host_keys: bool = True,
-    poll_interval_s: float = POLL_INTERVAL_S,
+    poll_interval_s: float | None = None,  # default POLL_INTERVAL_S (read at call time)
     progress_every_s: float = PROGRESS_EVERY_S,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ReadyResult:
     """Wait until the VM runs, its agent answers and cloud-init is done; at most timeout_s."""
-    return _Wait(transport, timeout_s, log, poll_interval_s, progress_every_s, clock, sleep).run(
+    interval = POLL_INTERVAL_S if poll_interval_s is None else poll_interval_s
+    return _Wait(transport, timeout_s, log, interval, progress_every_s, clock, sleep).run(
         wait_for_cloud_init=wait_for_cloud_init, read_host_keys=read_host_keys
     )
 
@@ -218,6 +221,7 @@ class _Wait:
         self.last_progress = self.start
         self.last_answer = "none yet"
         self.attempts = 0
+        self.status_paid_until = self.start
 
     # -- helpers
 
@@ -236,7 +240,9 @@ class _Wait:
     def pace(self, attempt_start: float, calls_before: int, what: str) -> bool:
         """Sleep until the next attempt may start; False if the deadline comes first."""
         cost = max(self.transport.calls - calls_before, 1)
-        next_start = attempt_start + cost * self.interval_s
+        return self.hold(attempt_start + cost * self.interval_s, what)
+
+    def hold(self, next_start: float, what: str) -> bool:
         now = self.clock()
         if now - self.last_progress >= self.progress_every_s:
             self.last_progress = now
@@ -290,6 +296,8 @@ class _Wait:
                 self.last_answer = str(exc)
             else:
                 if status == "running":
+                    self.status_paid_until = (attempt_start + max(
+                        self.transport.calls - calls_before, 1) * self.interval_s)
                     return
                 raise self.fail("vm-status", f"{self.name} is {status}")
             if not self.pace(attempt_start, calls_before, "the VM status"):
@@ -297,6 +305,10 @@ class _Wait:
                                 f"{self.timeout_s:.0f} s; last answer: {self.last_answer}")
 
     def wait_agent(self) -> float:
+        # The status check bought the first 1.5 s: the first ping follows it by one interval
+        # (an agent already up is still seen within 1.5 s, and the wait stays at 40 calls/min).
+        if not self.hold(self.status_paid_until, "the guest agent"):
+            raise self.fail("agent", self.agent_timeout_message())
         while True:
             attempt_start, calls_before = self.clock(), self.transport.calls
             self.attempts += 1
