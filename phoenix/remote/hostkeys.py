@@ -101,12 +101,17 @@ def parse_pinned_keys(entries: Iterable[str] | str, host: str | None = None,
         if fields[0] in KEY_ALGORITHMS or fields[0].startswith(("ssh-", "ecdsa-", "sk-")):
             if len(fields) < 2:
                 raise HostKeyFormatError(f"{where}: expected 'TYPE BASE64 [comment]'")
-            pinned.append(_parse_key(fields[0], fields[1], where))
-            continue
-        if len(fields) < 3:
+            key_type, b64 = fields[0], fields[1]
+        elif len(fields) < 3:
             raise HostKeyFormatError(f"{where}: expected 'HOSTS TYPE BASE64' (known_hosts)")
-        if host is None or _host_matches(fields[0], host, port):
-            pinned.append(_parse_key(fields[1], fields[2], where))
+        elif host is None or _host_matches(fields[0], host, port):
+            key_type, b64 = fields[1], fields[2]
+        else:
+            continue
+        # A host also offering a type paramiko cannot verify (ssh-dss, sk-*) is fine as long
+        # as another pin matches: skip it; with no usable pin left, connect refuses.
+        if key_type in KEY_ALGORITHMS:
+            pinned.append(_parse_key(key_type, b64, where))
     return pinned
 
 
