@@ -7,6 +7,7 @@ deleteBeforeReplace, replaceOnChanges, ignoreChanges). No engine is re-implement
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,8 @@ from pulumi.runtime import rpc
 from phoenix.config import Config
 from phoenix.resources.settings import read_settings
 from phoenix.resources.stack import build_stack
+
+NODE_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC3yqQUgijZbO8zW4N+/9STP1+YVY4y8HaMpnZPHOVFm root@pve"
 
 
 @dataclass
@@ -112,13 +115,19 @@ class ProgramRun:
         return match
 
 
+def fresh_mocks(mocks: pulumi.runtime.Mocks, monitor: RecordingMonitor, *, stack: str, preview: bool = False) -> None:
+    """set_mocks with a new root Stack resource (set_mocks keeps an earlier test's root)."""
+    pulumi.runtime.settings.ROOT.set(None)
+    pulumi.runtime.set_mocks(mocks, project="phoenix-hypervisor", stack=stack, preview=preview, monitor=monitor)
+
+
 def stack_config(private_key: str, **extra: str) -> tuple[dict[str, str], list[str]]:
     config = {
         "proxmoxve:endpoint": "https://pve.example.test:8006/",
         "proxmoxve:apiToken": "root@pam!phoenix=00000000-1111-2222-3333-444444444444",
         "proxmoxve:insecure": "true",
         "phoenix-hypervisor:sshPrivateKey": private_key,
-        "phoenix-hypervisor:nodes": '{"pve": {"address": "192.0.2.10", "hostKeys": []}}',
+        "phoenix-hypervisor:nodes": json.dumps({"pve": {"address": "192.0.2.10", "hostKeys": [NODE_HOST_KEY]}}),
         **extra,
     }
     return config, ["proxmoxve:apiToken", "phoenix-hypervisor:sshPrivateKey"]
@@ -128,8 +137,7 @@ def run_program(config: Config, private_key: str, *, preview: bool = False, **ex
     """Build the stack for `config` under mocks; return every registration and the outputs."""
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="phoenix-hypervisor", stack="test", preview=preview,
-                             monitor=monitor)
+    fresh_mocks(mocks, monitor, stack="test", preview=preview)
     values, secret_keys = stack_config(private_key, **extra)
     pulumi.runtime.set_all_config(values, secret_keys)
     outputs: dict[str, Any] = {}

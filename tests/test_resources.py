@@ -8,18 +8,19 @@ from pathlib import Path
 
 import pulumi
 import pytest
+from pulumi_harness import NODE_HOST_KEY, RecordingMocks, RecordingMonitor, fresh_mocks, run_program, stack_config
 
 from phoenix.cloudinit import render_seed
 from phoenix.config import build_config, load_config
 from phoenix.config.sample import sample_document
 from phoenix.remote.keys import public_key_line
-from pulumi_harness import run_program, stack_config
 
 VM = "proxmoxve:index/vmLegacy:VmLegacy"
 SNIPPET = "proxmoxve:index/fileLegacy:FileLegacy"
 DOWNLOAD = "proxmoxve:download/file:File"
 COMPONENT = "phoenix:index:Vm"
 PROVIDER = "pulumi:providers:proxmoxve"
+ZFS = "pulumi-python:dynamic/phoenix:ZfsProperty"
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,6 +40,7 @@ def test_resource_types(example_run):
         counts[reg.type] = counts.get(reg.type, 0) + 1
     assert counts[PROVIDER] == 1 and counts[COMPONENT] == 2 and counts[VM] == 2
     assert counts[SNIPPET] == 6 and counts[DOWNLOAD] == 1
+    assert counts[ZFS] == 1
 
 
 def test_every_resource_uses_the_explicit_provider(example_run):
@@ -199,12 +201,10 @@ def test_generated_configs(pulumi_private_key):
 
 # -- __main__.py: the program as `pulumi up` runs it --------------------------------------------
 
-def _run_main(tmp_path, config_file: str, private_key: str, mocks=None):
-    from pulumi_harness import RecordingMocks, RecordingMonitor
-
+def _run_main(tmp_path, config_file: str, private_key: str):
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="phoenix-hypervisor", stack="dev", monitor=monitor)
+    fresh_mocks(mocks, monitor, stack="dev")
     values, secret_keys = stack_config(private_key, **{"phoenix-hypervisor:vmConfigFile": config_file})
     pulumi.runtime.set_all_config(values, secret_keys)
 
@@ -232,10 +232,9 @@ def test_main_stops_cleanly_on_a_broken_config(tmp_path, doc, pulumi_private_key
 
 
 def test_main_names_missing_stack_config(pulumi_private_key):
-    mocks_module = pytest.importorskip("pulumi_harness")
-    mocks = mocks_module.RecordingMocks()
-    monitor = mocks_module.RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="phoenix-hypervisor", stack="dev", monitor=monitor)
+    mocks = RecordingMocks()
+    monitor = RecordingMonitor(mocks)
+    fresh_mocks(mocks, monitor, stack="dev")
     pulumi.runtime.set_all_config({"proxmoxve:endpoint": "https://pve:8006/"}, [])
 
     @pulumi.runtime.test
@@ -245,4 +244,35 @@ def test_main_names_missing_stack_config(pulumi_private_key):
     with pytest.raises(pulumi.RunError) as info:
         program()
     assert "proxmoxve:apiToken" in str(info.value) and "phoenix-hypervisor:sshPrivateKey" in str(info.value)
+    assert not [r for r in monitor.registrations if r.type != "pulumi:pulumi:Stack"]
+
+
+def test_zfs_section_sets_properties_over_ssh(example_run, pulumi_private_key):
+    (zfs,) = example_run.of_type(ZFS)
+    assert zfs.name == "zfs-pve-quickOS-vm-disks-compression"
+    assert zfs.inputs["dataset"] == "quickOS/vm-disks" and zfs.inputs["property"] == "compression"
+    assert zfs.inputs["value"] == "lz4" and zfs.inputs["host"] == "192.0.2.10"
+    assert zfs.inputs["username"] == "root" and zfs.inputs["host_keys"] == [NODE_HOST_KEY]
+    assert "private_key" in zfs.secret_inputs and zfs.inputs["private_key"] == pulumi_private_key
+
+
+@pytest.mark.parametrize("nodes,expected", [
+    ("{}", "zfs[0]: node 'pve' has no entry in stack config phoenix-hypervisor:nodes"),
+    ('{"pve": {"address": "192.0.2.10"}}', "phoenix-hypervisor:nodes.pve.hostKeys is empty"),
+    ('{"pve": {"address": "192.0.2.10", "hostKeys": ["ssh-ed25519 AAAA"]}}', "phoenix-hypervisor:nodes.pve.hostKeys:"),
+])
+def test_zfs_needs_the_nodes_pinned_host_key(pulumi_private_key, nodes, expected):
+    mocks = RecordingMocks()
+    monitor = RecordingMonitor(mocks)
+    fresh_mocks(mocks, monitor, stack="dev")
+    values, secret_keys = stack_config(pulumi_private_key, **{"phoenix-hypervisor:nodes": nodes})
+    pulumi.runtime.set_all_config(values, secret_keys)
+
+    @pulumi.runtime.test
+    def program():
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+    with pytest.raises(pulumi.RunError) as info:
+        program()
+    assert expected in str(info.value) and "nothing was created" in str(info.value)
     assert not [r for r in monitor.registrations if r.type != "pulumi:pulumi:Stack"]

@@ -23,7 +23,11 @@ class Mocks(pulumi.runtime.Mocks):
         return {}
 
 
-pulumi.runtime.set_mocks(Mocks(), preview=False)
+@pytest.fixture(autouse=True)
+def mocks():
+    # Set per test: other test modules install their own mocks, and the last set_mocks wins.
+    created.clear()
+    pulumi.runtime.set_mocks(Mocks(), preview=False)
 
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret\n-----END OPENSSH PRIVATE KEY-----\n"
 

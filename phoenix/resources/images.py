@@ -8,7 +8,8 @@ import pulumi_proxmoxve as proxmoxve
 from phoenix.config.model import Config, ImageConfig
 
 
-def image_downloads(config: Config, provider: pulumi.ProviderResource) -> dict[tuple[str, str], proxmoxve.download.File]:
+def image_downloads(config: Config,
+                    provider: pulumi.ProviderResource) -> dict[tuple[str, str], proxmoxve.download.File]:
     """Keyed by (image name, node). Content type `iso` with a `.img` name: the form every PVE
     8.x accepts as a disk `file_id` (the `import` content type needs PVE >= 8.4)."""
     downloads: dict[tuple[str, str], proxmoxve.download.File] = {}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pulumi
 
 from phoenix.config import ConfigError, ConfigFileError, load_config
-from phoenix.resources.settings import SettingsError, read_settings
+from phoenix.resources.settings import SettingsError, check_settings_for, read_settings
 from phoenix.resources.stack import Stack, build_stack
 
 
@@ -29,6 +29,10 @@ def run(project_dir: Path | None = None) -> Stack:
         raise pulumi.RunError(str(exc)) from None
     except ConfigError as exc:
         raise pulumi.RunError(f"{exc}\nnothing was created or changed.") from None
+    problems = check_settings_for([(f"zfs[{i}]", z.node) for i, z in enumerate(config.zfs)], settings)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise pulumi.RunError(f"stack config does not fit {path}:\n{lines}\nnothing was created or changed.")
     stack = build_stack(config, settings)
     for key, value in stack.outputs.items():
         pulumi.export(key, value)

@@ -6,8 +6,10 @@ Keys:
 - phoenix-hypervisor:sshPrivateKey (required, secret): the one key Pulumi uses to reach nodes
   (snippet upload, ZFS) and VMs (features). Its public half goes into every VM's cloud-init.
 - phoenix-hypervisor:sshUsername (default root): the SSH user on Proxmox nodes.
-- phoenix-hypervisor:nodes: {"pve": {"address": "192.168.1.10", "port": 22,
-  "hostKeys": ["ssh-ed25519 AAAA..."]}}: how to reach each node over SSH, with its pinned host keys.
+- phoenix-hypervisor:nodes: {"pve": {"address": "192.168.1.10", "port": 22, "user": "root",
+  "hostKeys": ["ssh-ed25519 AAAA..."]}}: how to reach each node over SSH, with its pinned host
+  keys (required for nodes named in the config's `zfs` section: host keys are never trusted on
+  first use).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class NodeSsh:
     address: str
     port: int = 22
     host_keys: tuple[str, ...] = ()
+    user: str | None = None  # default: phoenix-hypervisor:sshUsername
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,11 @@ def _nodes(raw: Any) -> dict[str, NodeSsh]:
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
             problems.append(f"{PROJECT}:nodes.{name}.hostKeys: must be a list of public key lines")
             keys = []
-        nodes[name] = NodeSsh(name=name, address=spec["address"], port=port, host_keys=tuple(keys))
+        user = spec.get("user")
+        if user is not None and not isinstance(user, str):
+            problems.append(f"{PROJECT}:nodes.{name}.user: must be a string")
+            user = None
+        nodes[name] = NodeSsh(name=name, address=spec["address"], port=port, host_keys=tuple(keys), user=user)
     if problems:
         raise SettingsError("; ".join(problems))
     return nodes
@@ -90,3 +97,22 @@ def read_settings() -> StackSettings:
         ssh_username=own.get("sshUsername") or "root",
         nodes=_nodes(own.get_object("nodes")),
     )
+
+
+def check_settings_for(config_nodes_with_zfs: list[tuple[str, str]], settings: StackSettings) -> list[str]:
+    """Problems that only show when stack config and VM config meet: ZFS entries need their
+    node's SSH address and pinned host keys. [(where, node)] -> messages."""
+    from phoenix.remote.hostkeys import check_host_key_lines
+
+    problems = []
+    for where, node in config_nodes_with_zfs:
+        spec = settings.nodes.get(node)
+        if spec is None:
+            problems.append(f"{where}: node {node!r} has no entry in stack config {PROJECT}:nodes "
+                            f"(`pulumi config set --path '{PROJECT}:nodes.{node}.address' ADDRESS`)")
+        elif not spec.host_keys:
+            problems.append(f"{where}: {PROJECT}:nodes.{node}.hostKeys is empty: pin the node's SSH host key "
+                            "(its /etc/ssh/ssh_host_ed25519_key.pub); keys are never trusted on first use")
+        else:
+            problems.extend(f"{PROJECT}:nodes.{node}.hostKeys: {p}" for p in check_host_key_lines(spec.host_keys))
+    return problems

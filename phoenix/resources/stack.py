@@ -13,6 +13,7 @@ from phoenix.resources.images import image_downloads
 from phoenix.resources.provider import make_provider
 from phoenix.resources.settings import StackSettings
 from phoenix.resources.vm import PhoenixVm, VmInputs
+from phoenix.zfs.provider import ZfsProperty, ZfsPropertyArgs
 
 
 def resource_name(vm: VmConfig) -> str:
@@ -23,6 +24,7 @@ def resource_name(vm: VmConfig) -> str:
 @dataclass
 class Stack:
     vms: dict[int, PhoenixVm] = field(default_factory=dict)
+    zfs: list[ZfsProperty] = field(default_factory=list)
     outputs: dict[str, pulumi.Input[object]] = field(default_factory=dict)
 
 
@@ -54,6 +56,18 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
         if template_key:
             last_clone[template_key] = component.vm
         stack.vms[vm.vmid] = component
+
+    for entry in config.zfs:
+        node = settings.nodes[entry.node]  # checked by check_settings_for before anything ran
+        for prop, value in entry.properties.items():
+            stack.zfs.append(ZfsProperty(
+                f"zfs-{entry.node}-{entry.dataset.replace('/', '-')}-{prop}",
+                ZfsPropertyArgs(
+                    host=node.address, port=node.port, username=node.user or settings.ssh_username,
+                    private_key=settings.ssh_private_key, host_keys=list(node.host_keys),
+                    dataset=entry.dataset, property=prop, value=value,
+                ),
+            ))
 
     stack.outputs["vms"] = {
         vm.name: {"vmid": vm.vmid, "name": vm.name, "node": vm.node, "ip": str(vm.network_config.ip.ip)}
