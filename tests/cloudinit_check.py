@@ -40,7 +40,8 @@ def cloud_init_schema(user_data: str) -> subprocess.CompletedProcess:
 
 def assert_valid_user_data(user_data: str) -> None:
     result = cloud_init_schema(user_data)
-    assert result.returncode == 0, f"cloud-init schema rejected the user-data:\n{result.stdout}{result.stderr}\n{user_data}"
+    assert result.returncode == 0, (
+        f"cloud-init schema rejected the user-data:\n{result.stdout}{result.stderr}\n{user_data}")
 
 
 def parse_network_config(network_config: str) -> dict:
