@@ -19,6 +19,7 @@ EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 PLUGGED_COMMANDS = {
     "phoenix.readiness.cli": ("wait", "wait for a VM's guest agent and cloud-init through the PVE API"),
     "phoenix.localboot.cli": ("boot", "boot a VM's first boot locally in qemu and report on it"),
+    "phoenix.remote.cli": ("ssh", "Pulumi's SSH key: print its public half, rotate it on a host"),
 }
 
 
@@ -114,7 +115,6 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("--file", default=DEFAULT_FILE)
         module.add_arguments(p)
         p.set_defaults(func=module.run)
     return parser
