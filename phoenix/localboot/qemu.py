@@ -117,7 +117,8 @@ def qemu_argv(
     argv = [
         "qemu-system-x86_64",
         "-name", spec.name,
-        "-machine", "q35",
+        # i440fx ("pc"): what Proxmox uses by default, and fewer devices to emulate under TCG.
+        "-machine", "pc",
         "-accel", accel,
         "-cpu", cpu,
         "-smp", str(spec.cpus),

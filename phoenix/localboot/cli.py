@@ -1,0 +1,93 @@
+"""`python -m phoenix boot VMID [--file FILE] --image IMAGE`: a VM's first boot, locally in qemu.
+
+IMAGE is a built-in debootstrap image (`debian-bookworm`: no guest agent, like a stock cloud
+image; `debian-bookworm-agent`: agent baked in), built and cached on first use, or the path of a
+disk image: a cloud image with its own bootloader, or with `--kernel/--initrd/--append` a root
+disk for direct kernel boot. Progress goes to stderr, the report to stdout (`--json` for
+scripts). Exit 0 only when everything passed; 1 when the boot or a check failed; 2 for a
+config or usage problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from phoenix.config import ConfigError, ConfigFileError, load_config
+from phoenix.localboot.image import RECIPES, ImageBuildError
+from phoenix.localboot.qemu import QemuError
+from phoenix.localboot.run import LocalBootError, boot_vm, resolve_image
+from phoenix.localboot.seed import SeedError
+
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_FILE = "phoenix_vm_configs.json"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("vmid", type=int, help="the VM's vmid in the config file")
+    try:
+        parser.add_argument("--file", default=DEFAULT_FILE, help="the VM config file")
+    except argparse.ArgumentError:
+        pass  # the main parser already gives every sub-command --file
+    parser.add_argument(
+        "--image", required=True, metavar="IMAGE",
+        help=f"a disk image file, or a built-in image: {', '.join(sorted(RECIPES))}")
+    parser.add_argument("--kernel", help="kernel for direct boot (an image without bootloader)")
+    parser.add_argument("--initrd", help="initrd for direct boot (needs --kernel)")
+    parser.add_argument("--append", help="kernel command line for direct boot (needs --kernel)")
+    parser.add_argument("--disk-gb", type=int, default=6, metavar="GB",
+                        help="size of the guest's disk (an overlay over the image; default 6)")
+    parser.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto",
+                        help="auto: KVM only on real Intel/AMD KVM, else TCG")
+    parser.add_argument("--timeout", type=float, metavar="S",
+                        help="seconds to wait for readiness (default: guest_agent.timeout_s)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    def usage(message: str) -> int:
+        print(f"error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+    try:
+        config = load_config(args.file)
+    except ConfigFileError as exc:
+        return usage(str(exc))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.path}: {problem}", file=sys.stderr)
+        return usage(f"{args.file} has {len(exc.problems)} problem(s)")
+    try:
+        vm = config.vm(args.vmid)
+    except KeyError:
+        known = ", ".join(str(v.vmid) for v in config.vms) or "none"
+        return usage(f"no VM with vmid {args.vmid} in {args.file} (known: {known})")
+    if args.disk_gb < 1:
+        return usage(f"--disk-gb must be at least 1, not {args.disk_gb}")
+    if args.timeout is not None and args.timeout <= 0:
+        return usage(f"--timeout must be > 0, not {args.timeout:g}")
+
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    try:
+        image = resolve_image(args.image, kernel=args.kernel, initrd=args.initrd,
+                              append=args.append, log=progress)
+    except LocalBootError as exc:
+        return usage(str(exc))
+    except ImageBuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        report = boot_vm(vm, image, log=progress, accel=args.accel, disk_size_gb=args.disk_gb,
+                         timeout_s=args.timeout)
+    except (QemuError, SeedError, LocalBootError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(report.to_json() if args.json else report.render_text())
+    progress(f"boot of {vm.label} took {time.monotonic() - started:.0f} s in all "
+             f"(the guest was shut down and its overlay removed)")
+    return EXIT_PASSED if report.passed else EXIT_FAILED
