@@ -22,6 +22,10 @@ from phoenix.resources.stack import build_stack
 NODE_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC3yqQUgijZbO8zW4N+/9STP1+YVY4y8HaMpnZPHOVFm root@pve"
 
 
+GUEST_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII/jV6eMjJ2/+eGwf2WIdbYUJKgQRfNihMtYdvx9RyyF root@guest"
+READY_TYPE = "pulumi-python:dynamic/phoenix:GuestAgentReady"
+
+
 @dataclass
 class Registration:
     type: str
@@ -44,6 +48,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         # FileLegacy ids look like PVE volume ids; everything else gets a recognisable mock id.
         state = dict(args.inputs)
+        if args.typ == READY_TYPE:  # what the provider returns once the guest is ready
+            state.update(seconds_to_agent=12.5, seconds_to_cloud_init=40.0, cloud_init_status="done",
+                         ipv4_addresses=[], ssh_host_keys=[GUEST_HOST_KEY], warnings=[])
         if args.typ == "proxmoxve:index/fileLegacy:FileLegacy":
             rid = f"{args.inputs['datastoreId']}:snippets/{args.inputs['sourceRaw']['fileName']}"
         else:

@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pulumi
 import pytest
-from pulumi_harness import NODE_HOST_KEY, RecordingMocks, RecordingMonitor, fresh_mocks, run_program, stack_config
+from pulumi_harness import (
+    GUEST_HOST_KEY,
+    NODE_HOST_KEY,
+    RecordingMocks,
+    RecordingMonitor,
+    fresh_mocks,
+    run_program,
+    stack_config,
+)
 
 from phoenix.cloudinit import render_seed
 from phoenix.config import build_config, load_config
@@ -21,6 +29,8 @@ DOWNLOAD = "proxmoxve:download/file:File"
 COMPONENT = "phoenix:index:Vm"
 PROVIDER = "pulumi:providers:proxmoxve"
 ZFS = "pulumi-python:dynamic/phoenix:ZfsProperty"
+READY = "pulumi-python:dynamic/phoenix:GuestAgentReady"
+FEATURE = "pulumi-python:dynamic/phoenix:Feature"
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,7 +50,7 @@ def test_resource_types(example_run):
         counts[reg.type] = counts.get(reg.type, 0) + 1
     assert counts[PROVIDER] == 1 and counts[COMPONENT] == 2 and counts[VM] == 2
     assert counts[SNIPPET] == 6 and counts[DOWNLOAD] == 1
-    assert counts[ZFS] == 1
+    assert counts[ZFS] == 1 and counts[READY] == 2 and counts[FEATURE] == 1
 
 
 def test_every_resource_uses_the_explicit_provider(example_run):
@@ -186,10 +196,51 @@ def test_protect_maps_to_pulumi_protect(doc, pulumi_private_key):
 
 
 def test_stack_outputs(example_run):
+    ready = {"cloudInitStatus": "done", "secondsToAgent": 12.5}
     assert example_run.outputs["vms"] == {
-        "phoenix-docker-01": {"vmid": 8001, "name": "phoenix-docker-01", "node": "pve", "ip": "10.0.0.101"},
-        "phoenix-web-01": {"vmid": 8002, "name": "phoenix-web-01", "node": "pve", "ip": "10.0.0.102"},
+        "phoenix-docker-01": {"vmid": 8001, "name": "phoenix-docker-01", "node": "pve", "ip": "10.0.0.101", **ready},
+        "phoenix-web-01": {"vmid": 8002, "name": "phoenix-web-01", "node": "pve", "ip": "10.0.0.102", **ready},
     }
+
+
+def test_readiness_waits_for_each_vm(example_run):
+    for vmid, timeout in ((8001, 900), (8002, 900)):
+        ready = example_run.named(f"vm-{vmid}-ready")
+        vm = example_run.named(f"vm-{vmid}-vm")
+        assert ready.parent == example_run.named(f"vm-{vmid}").urn and vm.urn in ready.dependencies
+        assert ready.inputs["vmid"] == vmid and ready.inputs["node"] == "pve" and ready.inputs["timeout_s"] == timeout
+        # a replaced VM gets a new id, and so a new wait
+        assert ready.inputs["vm_resource_id"] == f"vm-{vmid}-vm-id"
+        assert ready.property_dependencies["vm_resource_id"] == [vm.urn]
+        # the API token reaches the provider through the stack config, not through state
+        assert "api_token" not in ready.inputs
+
+
+def test_guest_agent_timeout_comes_from_the_config(doc, pulumi_private_key):
+    doc["vms"][1]["guest_agent"] = {"timeout_s": 120}
+    run = run_program(build_config(doc), pulumi_private_key)
+    assert run.named("vm-8002-ready").inputs["timeout_s"] == 120
+    assert run.named("vm-8001-ready").inputs["timeout_s"] == 900
+
+
+def test_features_run_over_ssh_after_readiness(example_run, pulumi_private_key):
+    (feature,) = example_run.of_type(FEATURE)
+    ready = example_run.named("vm-8001-ready")
+    assert feature.name == "vm-8001-feature-docker" and feature.parent == example_run.named("vm-8001").urn
+    assert ready.urn in feature.dependencies
+    assert feature.inputs["feature"] == "docker" and feature.inputs["host"] == "10.0.0.101"
+    assert feature.inputs["username"] == "phoenix"
+    # host keys pinned from what the readiness resource read through the guest agent
+    assert feature.inputs["host_keys"] == [GUEST_HOST_KEY]
+    assert feature.property_dependencies["host_keys"] == [ready.urn]
+    assert feature.inputs["triggers"] == ["vm-8001-vm-id"]
+    assert "private_key" in feature.secret_inputs and feature.inputs["private_key"] == pulumi_private_key
+
+
+def test_feature_params_from_the_config(doc, pulumi_private_key):
+    doc["vms"][0]["features"] = [{"name": "docker", "params": {"user": "ops"}}]
+    run = run_program(build_config(doc), pulumi_private_key)
+    assert run.named("vm-8001-feature-docker").inputs["params"] == {"user": "ops"}
 
 
 def test_generated_configs(pulumi_private_key):

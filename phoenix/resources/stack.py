@@ -51,6 +51,7 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
                 # PVE locks the template while it is cloned: clones of one template go one at a
                 # time (plus clone.retries for any other transient lock).
                 clone_after=last_clone.get(template_key) if template_key else None,
+                ssh_private_key=settings.ssh_private_key,
             ),
         )
         if template_key:
@@ -70,7 +71,14 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
             ))
 
     stack.outputs["vms"] = {
-        vm.name: {"vmid": vm.vmid, "name": vm.name, "node": vm.node, "ip": str(vm.network_config.ip.ip)}
+        vm.name: {
+            "vmid": vm.vmid,
+            "name": vm.name,
+            "node": vm.node,
+            "ip": str(vm.network_config.ip.ip),
+            "cloudInitStatus": stack.vms[vm.vmid].ready.cloud_init_status,
+            "secondsToAgent": stack.vms[vm.vmid].ready.seconds_to_agent,
+        }
         for vm in config.vms
     }
     return stack

@@ -23,6 +23,8 @@ import pulumi_proxmoxve as proxmoxve
 
 from phoenix.cloudinit import Seed
 from phoenix.config.model import VmConfig
+from phoenix.features.provider import Feature, FeatureArgs
+from phoenix.readiness.provider import GuestAgentReady, GuestAgentReadyArgs
 
 COMPONENT_TYPE = "phoenix:index:Vm"
 MANAGED_TAG = "phoenix"
@@ -67,6 +69,7 @@ class VmInputs:
     image_file_id: pulumi.Input[str] | None = None
     image_resource: pulumi.Resource | None = None
     clone_after: pulumi.Resource | None = None  # serialises clones of one template
+    ssh_private_key: pulumi.Input[str] | None = None  # secret: how features reach the VM
 
 
 class PhoenixVm(pulumi.ComponentResource):
@@ -74,6 +77,8 @@ class PhoenixVm(pulumi.ComponentResource):
     ip: pulumi.Output[str]
     vm: proxmoxve.VmLegacy
     snippets: dict[str, proxmoxve.FileLegacy]
+    ready: GuestAgentReady
+    features: dict[str, Feature]
 
     def __init__(self, name: str, vm: VmConfig, inputs: VmInputs,
                  opts: pulumi.ResourceOptions | None = None):
@@ -158,6 +163,35 @@ class PhoenixVm(pulumi.ComponentResource):
             opts=vm_options(vm, self, inputs.provider, depends_on),
         )
 
+        # Waiting is its own resource: bounded by guest_agent.timeout_s, names the stage that
+        # failed; credentials come from the stack config inside the provider (not in state).
+        self.ready = GuestAgentReady(
+            f"{name}-ready",
+            GuestAgentReadyArgs(vmid=vm.vmid, node=vm.node, timeout_s=vm.guest_agent.timeout_s,
+                                vm_resource_id=self.vm.id),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.vm]),
+        )
+
+        # Features run over SSH once the VM is ready, pinning the host keys read through the
+        # agent (no trust on first use); a replaced VM (new id) re-runs them.
+        self.features = {
+            feature.name: Feature(
+                f"{name}-feature-{feature.name}",
+                FeatureArgs(
+                    host=str(net.ip.ip),
+                    username=vm.user.name,
+                    private_key=inputs.ssh_private_key,
+                    host_keys=self.ready.ssh_host_keys,
+                    feature=feature.name,
+                    params=dict(feature.params),
+                    triggers=[self.vm.id],
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ready]),
+            )
+            for feature in vm.features
+        }
+
         self.vmid = pulumi.Output.from_input(vm.vmid)
         self.ip = pulumi.Output.from_input(str(net.ip.ip))
-        self.register_outputs({"vmid": self.vmid, "ip": self.ip, "vmId": self.vm.id})
+        self.register_outputs({"vmid": self.vmid, "ip": self.ip, "vmId": self.vm.id,
+                               "cloudInitStatus": self.ready.cloud_init_status})
