@@ -142,12 +142,14 @@ def main() -> int:
         return 0
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}; median of {args.repeat} runs, each in a fresh process\n")
+          f"Python {platform.python_version()}; median of {args.repeat} interleaved runs, each in a fresh process\n")
     print("| N | program s | baseline s | time ratio | program peak MB | baseline peak MB | memory ratio |")
     print("|---|---|---|---|---|---|---|")
     for n in (int(s) for s in args.sizes.split(",")):
-        prog = [run_case("program", n) for _ in range(args.repeat)]
-        base = [run_case("baseline", n) for _ in range(args.repeat)]
+        prog, base = [], []
+        for _ in range(args.repeat):  # interleaved, so machine noise hits both alike
+            prog.append(run_case("program", n))
+            base.append(run_case("baseline", n))
         pt, bt = statistics.median(r["seconds"] for r in prog), statistics.median(r["seconds"] for r in base)
         pm = statistics.median(r["peak_rss_mb"] for r in prog)
         bm = statistics.median(r["peak_rss_mb"] for r in base)
