@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import paramiko
@@ -113,11 +114,11 @@ def test_ssh_only_with_the_injected_key(docker_vm: LocalBoot) -> None:
 
     other = make_run_key()  # never added to the seed
     with pytest.raises(SshError) as refused:
-        connect(target.__class__(**{**target.__dict__, "private_key": other.private_key}))
+        connect(replace(target, private_key=other.private_key))
     assert refused.value.step == "auth"
 
     with pytest.raises(SshError) as root:
-        connect(target.__class__(**{**target.__dict__, "username": "root"}))
+        connect(replace(target, username="root"))
     assert root.value.step == "auth"
 
     # Password logins are off: sshd does not even offer the method.
