@@ -196,7 +196,7 @@ def test_protect_maps_to_pulumi_protect(doc, pulumi_private_key):
 
 
 def test_stack_outputs(example_run):
-    ready = {"cloudInitStatus": "done", "secondsToAgent": 12.5}
+    ready = {"cloudInitStatus": "done"}
     assert example_run.outputs["vms"] == {
         "phoenix-docker-01": {"vmid": 8001, "name": "phoenix-docker-01", "node": "pve", "ip": "10.0.0.101", **ready},
         "phoenix-web-01": {"vmid": 8002, "name": "phoenix-web-01", "node": "pve", "ip": "10.0.0.102", **ready},
@@ -327,3 +327,20 @@ def test_zfs_needs_the_nodes_pinned_host_key(pulumi_private_key, nodes, expected
         program()
     assert expected in str(info.value) and "nothing was created" in str(info.value)
     assert not [r for r in monitor.registrations if r.type != "pulumi:pulumi:Stack"]
+
+
+def test_unusable_private_key_is_a_clear_error(tmp_path):
+    mocks = RecordingMocks()
+    monitor = RecordingMonitor(mocks)
+    fresh_mocks(mocks, monitor, stack="dev")
+    bad_key = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-key-xyzzy\n-----END OPENSSH PRIVATE KEY-----"
+    values, secret_keys = stack_config(bad_key)
+    pulumi.runtime.set_all_config(values, secret_keys)
+
+    @pulumi.runtime.test
+    def program():
+        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+
+    with pytest.raises(pulumi.RunError) as info:
+        program()
+    assert "phoenix-hypervisor:sshPrivateKey" in str(info.value) and "xyzzy" not in str(info.value)

@@ -39,6 +39,7 @@ class StackSettings:
     insecure: bool
     vm_config_file: str
     ssh_private_key: pulumi.Output[str]  # secret
+    ssh_public_key: str  # its public half (not secret): goes into every VM's cloud-init
     ssh_username: str
     nodes: dict[str, NodeSsh] = field(default_factory=dict)
 
@@ -88,12 +89,21 @@ def read_settings() -> StackSettings:
             "`pulumi config set --secret proxmoxve:apiToken ...`, "
             f"`pulumi config set --secret {PROJECT}:sshPrivateKey < key`)"
         )
+    # The public half is derived once, synchronously: it is not secret, and plain strings keep the
+    # rendered snippets plain values (no Output per VM). The key text itself stays a secret Output.
+    from phoenix.remote.keys import PrivateKeyError, public_key_line
+
+    try:
+        public_key = public_key_line(own.require("sshPrivateKey"))
+    except PrivateKeyError as exc:
+        raise SettingsError(f"{PROJECT}:sshPrivateKey: {exc}") from None
     return StackSettings(
         endpoint=pve.require("endpoint"),
         api_token=pve.require_secret("apiToken"),
         insecure=pve.get_bool("insecure") or False,
         vm_config_file=own.get("vmConfigFile") or DEFAULT_VM_CONFIG_FILE,
         ssh_private_key=own.require_secret("sshPrivateKey"),
+        ssh_public_key=public_key,
         ssh_username=own.get("sshUsername") or "root",
         nodes=_nodes(own.get_object("nodes")),
     )

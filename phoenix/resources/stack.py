@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 
 import pulumi
 
-from phoenix.cloudinit import Seed, render_seed
+from phoenix.cloudinit import render_seed
 from phoenix.config.model import Config, VmConfig
-from phoenix.remote.keys import public_key_line
 from phoenix.resources.images import image_downloads
 from phoenix.resources.provider import make_provider
 from phoenix.resources.settings import StackSettings
@@ -30,14 +29,12 @@ class Stack:
 
 def build_stack(config: Config, settings: StackSettings) -> Stack:
     provider = make_provider(settings)
-    # The public half is not secret; unsecret it so the snippets holding it stay readable.
-    pulumi_key = pulumi.Output.unsecret(settings.ssh_private_key.apply(public_key_line))
     downloads = image_downloads(config, provider)
 
     stack = Stack()
     last_clone: dict[tuple[str, int], pulumi.Resource] = {}
     for vm in config.vms:
-        seed: pulumi.Output[Seed] = pulumi_key.apply(lambda key, vm=vm: render_seed(vm, [key]))
+        seed = render_seed(vm, [settings.ssh_public_key])
         image = downloads.get((vm.image, vm.node)) if vm.image else None
         template_key = (vm.node, vm.clone_from) if vm.clone_from is not None else None
         component = PhoenixVm(
@@ -77,7 +74,6 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
             "node": vm.node,
             "ip": str(vm.network_config.ip.ip),
             "cloudInitStatus": stack.vms[vm.vmid].ready.cloud_init_status,
-            "secondsToAgent": stack.vms[vm.vmid].ready.seconds_to_agent,
         }
         for vm in config.vms
     }

@@ -65,7 +65,7 @@ class VmInputs:
     """What the component needs besides the VM's config."""
 
     provider: pulumi.ProviderResource
-    seed: pulumi.Output[Seed]
+    seed: Seed
     image_file_id: pulumi.Input[str] | None = None
     image_resource: pulumi.Resource | None = None
     clone_after: pulumi.Resource | None = None  # serialises clones of one template
@@ -86,9 +86,9 @@ class PhoenixVm(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, provider=inputs.provider)
 
         contents = {
-            "user-data": inputs.seed.apply(lambda s: s.user_data),
-            "network-config": inputs.seed.apply(lambda s: s.network_config),
-            "meta-data": inputs.seed.apply(lambda s: s.meta_data),
+            "user-data": inputs.seed.user_data,
+            "network-config": inputs.seed.network_config,
+            "meta-data": inputs.seed.meta_data,
         }
         self.snippets = {
             part: proxmoxve.FileLegacy(
@@ -125,7 +125,7 @@ class PhoenixVm(pulumi.ComponentResource):
             node_name=vm.node,
             vm_id=vm.vmid,
             name=vm.name,
-            description=inputs.seed.apply(lambda s: description(vm, s.digest)),
+            description=description(vm, inputs.seed.digest),
             tags=sorted({MANAGED_TAG, *vm.tags}),
             clone=proxmoxve.VmLegacyCloneArgs(
                 vm_id=vm.clone_from, full=True, datastore_id=vm.storage, node_name=vm.node, retries=3
