@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Sequence
 
+from phoenix.cli_support import (
+    DEFAULT_FILE,
+    EXIT_INVALID,
+    EXIT_OK,
+    add_file_argument,
+    load_or_report,
+    load_vm_or_report,
+)
 from phoenix.cloudinit import render_seed
-from phoenix.config import Config, ConfigError, ConfigFileError, load_config
-
-DEFAULT_FILE = os.environ.get("PHOENIX_VM_CONFIG_FILE", "phoenix_vm_configs.json")
-EXIT_OK, EXIT_INVALID, EXIT_UNREADABLE = 0, 1, 2
 
 # Sub-commands that live with the code they drive: module path -> (name, help).
 PLUGGED_COMMANDS = {
@@ -21,20 +24,6 @@ PLUGGED_COMMANDS = {
     "phoenix.localboot.cli": ("boot", "boot a VM's first boot locally in qemu and report on it"),
     "phoenix.remote.cli": ("ssh", "Pulumi's SSH key: print its public half, rotate it on a host"),
 }
-
-
-def load_or_report(path: str) -> Config | int:
-    """The config, or the exit code after printing why it cannot be used."""
-    try:
-        return load_config(path)
-    except ConfigFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_UNREADABLE
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{exc.path}: {problem}", file=sys.stderr)
-        print(f"{len(exc.problems)} problem(s); nothing was created.", file=sys.stderr)
-        return EXIT_INVALID
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -55,15 +44,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    config = load_or_report(args.file)
-    if isinstance(config, int):
-        return config
-    try:
-        vm = config.vm(args.vmid)
-    except KeyError:
-        known = ", ".join(str(v.vmid) for v in config.vms) or "none"
-        print(f"error: no VM with vmid {args.vmid} in {args.file} (known: {known})", file=sys.stderr)
-        return EXIT_INVALID
+    vm = load_vm_or_report(args.file, args.vmid)
+    if isinstance(vm, int):
+        return vm
     try:
         seed = render_seed(vm, args.extra_key or ())
     except ValueError as exc:
@@ -98,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("render", help="print what a VM's first boot receives (cloud-init)")
     p.add_argument("vmid", type=int)
-    p.add_argument("--file", default=DEFAULT_FILE)
+    add_file_argument(p)
     p.add_argument("--part", choices=["user-data", "network-config", "meta-data"])
     p.add_argument("--extra-key", action="append", metavar="PUBKEY",
                    help="another public key line for the VM's user (repeatable)")

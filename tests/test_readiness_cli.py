@@ -44,8 +44,8 @@ def vm_config(index: int, vmid: int, timeout_s: int) -> VmConfig:
 
 @pytest.fixture
 def config_file(tmp_path, monkeypatch):
-    """A config path; the loader is replaced by one returning a Config built from the model, so
-    these tests do not depend on the whole loader (owned elsewhere) working at this commit."""
+    """A config path; the loader is replaced by one returning a Config built from the model:
+    these tests need a 2 s guest_agent.timeout_s, below what the file's schema allows (10)."""
     path = tmp_path / "vms.json"
     path.write_text("{}")
     config = Config(path=path, vms=(vm_config(0, 8001, 2), vm_config(1, 8002, 900)), images={})
@@ -57,7 +57,7 @@ def config_file(tmp_path, monkeypatch):
             raise ConfigError(file, [Problem("vms[0] (vmid 5)", "vmid", "must be >= 100")])
         raise ConfigFileError(f"{file}: cannot read: No such file or directory")
 
-    monkeypatch.setattr(cli, "load_config", load)
+    monkeypatch.setattr("phoenix.cli_support.load_config", load)
     return path
 
 

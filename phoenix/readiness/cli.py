@@ -12,21 +12,17 @@ import json
 import sys
 import time
 
-from phoenix.config import ConfigError, ConfigFileError, load_config
+from phoenix.cli_support import add_file_argument, load_vm_or_report
 from phoenix.readiness.pve import PveCredentials, PveTransport
 from phoenix.readiness.transport import TransportError
 from phoenix.readiness.wait import ReadinessError, ReadyResult, wait_for_ready
 
 EXIT_READY, EXIT_NOT_READY = 0, 1
-DEFAULT_FILE = "phoenix_vm_configs.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("vmid", type=int, help="the VM's vmid in the config file")
-    try:
-        parser.add_argument("--file", default=DEFAULT_FILE, help="the VM config file")
-    except argparse.ArgumentError:
-        pass  # the main parser already gives every sub-command --file
+    add_file_argument(parser)
     parser.add_argument("--timeout", type=float, metavar="S",
                         help="seconds to wait (default: the VM's guest_agent.timeout_s)")
     parser.add_argument("--no-cloud-init", action="store_true",
@@ -39,19 +35,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {message}", file=sys.stderr)
         return EXIT_NOT_READY
 
-    try:
-        config = load_config(args.file)
-    except ConfigFileError as exc:
-        return fail(str(exc))
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{exc.path}: {problem}", file=sys.stderr)
-        return fail(f"{args.file} has {len(exc.problems)} problem(s)")
-    try:
-        vm = config.vm(args.vmid)
-    except KeyError:
-        known = ", ".join(str(v.vmid) for v in config.vms) or "none"
-        return fail(f"no VM with vmid {args.vmid} in {args.file} (known: {known})")
+    vm = load_vm_or_report(args.file, args.vmid)
+    if isinstance(vm, int):
+        return EXIT_NOT_READY
     timeout_s = args.timeout if args.timeout is not None else float(vm.guest_agent.timeout_s)
     if timeout_s <= 0:
         return fail(f"--timeout must be > 0, not {timeout_s:g}")
