@@ -160,10 +160,15 @@ def test_seed_resize2fs_on_virtio_is_caught(agent_image: BootImage) -> None:
                 timeout_s=600) as boot:
         error = boot.readiness_error
         assert error is not None, "readiness passed although resize2fs /dev/sda1 failed"
+        _progress(f"readiness error (expected), stage {error.stage}:\n{error.message}")
         assert error.stage == "cloud-init"
-        assert "status: error" in error.message
+        # `cloud-init status` exits 1 only for "error" (2 is "degraded", 0 "done").
+        assert "cloud-init failed (`cloud-init status` exit 1)" in error.message
         assert "resize2fs" in error.message and "/dev/sda1" in error.message
         assert not boot.report.passed
+        # What cloud-init itself recorded, read through the agent after the failure.
+        status = boot.transport.file_read("/run/cloud-init/status.json", timeout_s=30)
+        assert "scripts-user" in status.decode()
 
 
 def test_agent_baked_image_without_package_update_is_ready(agent_image: BootImage) -> None:
