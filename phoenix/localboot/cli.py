@@ -36,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel", help="kernel for direct boot (an image without bootloader)")
     parser.add_argument("--initrd", help="initrd for direct boot (needs --kernel)")
     parser.add_argument("--append", help="kernel command line for direct boot (needs --kernel)")
-    parser.add_argument("--disk-gb", type=int, default=6, metavar="GB",
-                        help="size of the guest's disk (an overlay over the image; default 6)")
+    parser.add_argument("--disk-gb", type=int, metavar="GB",
+                        help="size of the guest's disk, a sparse overlay over the image "
+                             "(default: the VM's disk_gb)")
     parser.add_argument("--accel", choices=("auto", "tcg", "kvm"), default="auto",
                         help="auto: KVM only on real Intel/AMD KVM, else TCG")
     parser.add_argument("--timeout", type=float, metavar="S",
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyError:
         known = ", ".join(str(v.vmid) for v in config.vms) or "none"
         return usage(f"no VM with vmid {args.vmid} in {args.file} (known: {known})")
-    if args.disk_gb < 1:
+    if args.disk_gb is not None and args.disk_gb < 1:
         return usage(f"--disk-gb must be at least 1, not {args.disk_gb}")
     if args.timeout is not None and args.timeout <= 0:
         return usage(f"--timeout must be > 0, not {args.timeout:g}")

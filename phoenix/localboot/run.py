@@ -241,13 +241,14 @@ def booted(
     log: Log = print,
     user_data: str | None = None,
     accel: str = "auto",
-    disk_size_gb: int = 6,
+    disk_size_gb: int | None = None,
     timeout_s: float | None = None,
     workdir: Path | None = None,
 ) -> Iterator[LocalBoot]:
     """Boot the VM's first boot and wait for readiness; yields even when readiness failed
     (`readiness_error` says why), so callers can inspect a broken guest. Always cleans up.
 
+    The disk is a sparse overlay of `disk_size_gb` (default: the VM's `disk_gb`).
     `user_data` replaces the rendered user-data (for experiments such as the seed's original);
     network-config and meta-data are always the VM's own.
     """
@@ -268,7 +269,7 @@ def booted(
         spec = BootSpec(
             name=f"vm{vm.vmid}", disk=image.disk, seed_iso=iso, mac_address=net.mac_address,
             guest_ip=net.ip, gateway=net.gateway, dns=net.dns, kernel=image.kernel,
-            initrd=image.initrd, append=image.append, disk_size_gb=disk_size_gb,
+            initrd=image.initrd, append=image.append, disk_size_gb=disk_size_gb or vm.disk_gb,
             memory_mb=max(vm.memory_mb, 1024), cpus=2, accel=accel,
         )
         guest = QemuGuest(spec, log=timed_log, agent_shutdown=agent_shutdown, workdir=workdir)
@@ -315,7 +316,7 @@ def _wait(boot: LocalBoot, timeout_s: float) -> None:
 
 
 def boot_vm(vm: VmConfig, image: BootImage, *, log: Log = print, accel: str = "auto",
-            disk_size_gb: int = 6, timeout_s: float | None = None) -> BootReport:
+            disk_size_gb: int | None = None, timeout_s: float | None = None) -> BootReport:
     """The whole local first boot of one VM; the report says what passed and what did not."""
     with booted(vm, image, log=log, accel=accel, disk_size_gb=disk_size_gb,
                 timeout_s=timeout_s) as boot:
