@@ -158,3 +158,21 @@ def test_injection_stays_data(example, payload):
 def test_to_yaml_round_trips_on_one_line(value):
     text = to_yaml(value)
     assert "\n" not in text and yaml.safe_load(f"k: {text}") == {"k": value}
+
+
+def test_preinstalled_agent_means_no_package_step(doc):
+    doc["vms"][0].update({"package_update": False, "packages": [], "guest_agent": {"preinstalled": True}})
+    doc["vms"][1].update({"guest_agent": {"preinstalled": True}})
+    config = build_config(doc)
+    bare = yaml.safe_load(render_user_data(config.vm(8001)))
+    assert "packages" not in bare and bare["package_update"] is False
+    # the agent is still started (it may be a static unit that udev has not started yet)
+    assert any("systemctl start qemu-guest-agent" in " ".join(cmd) for cmd in bare["runcmd"])
+    assert yaml.safe_load(render_user_data(config.vm(8002)))["packages"] == ["nginx"]
+    for vm in config.vms:
+        assert_valid_user_data(render_user_data(vm))
+
+
+def test_host_key_types(example):
+    doc = yaml.safe_load(render_user_data(example.vm(8001)))
+    assert doc["ssh_genkeytypes"] == ["ed25519", "ecdsa"]

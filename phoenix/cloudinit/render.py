@@ -27,7 +27,7 @@ GUEST_AGENT_PACKAGE = "qemu-guest-agent"
 USER_DATA_KEYS = frozenset({
     "hostname", "fqdn", "preserve_hostname", "manage_etc_hosts", "timezone", "users", "disable_root",
     "ssh_pwauth", "growpart", "resize_rootfs", "package_update", "package_upgrade", "packages",
-    "write_files", "runcmd",
+    "write_files", "runcmd", "ssh_genkeytypes",
 })
 NETWORK_KEYS = frozenset({"version", "ethernets"})
 # libyaml's loader when PyYAML has it (the wheels do): the parse-back check is the hot spot of
@@ -98,7 +98,10 @@ def render_user_data(vm: VmConfig, extra_keys: Iterable[str] = ()) -> str:
         if problem:
             raise ValueError(f"extra SSH key for {vm.label}: {problem}")
     keys = list(dict.fromkeys([*vm.user.ssh_authorized_keys, *extra]))
-    packages = list(dict.fromkeys([GUEST_AGENT_PACKAGE, *vm.packages]))
+    # cloud-init 22.4 runs `apt-get update` whenever `packages` is non-empty, package_update or
+    # not: a template with the agent baked in gets no package entry for it.
+    agent = [] if vm.guest_agent.preinstalled else [GUEST_AGENT_PACKAGE]
+    packages = list(dict.fromkeys([*agent, *vm.packages]))
     fqdn = f"{vm.name}.{vm.network_config.search_domain}" if vm.network_config.search_domain else None
     return _render("user-data.yaml.j2", USER_DATA_KEYS, vm=vm, fqdn=fqdn, authorized_keys=keys,
                    packages=packages)

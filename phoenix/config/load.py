@@ -50,7 +50,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "recreate_on_cloud_init_change": False,
     "network_config": {"bridge": "vmbr0", "dns": []},
     "user": {"ssh_authorized_keys": [], "sudo": True, "shell": "/bin/bash"},
-    "guest_agent": {"timeout_s": 900},
+    "guest_agent": {"timeout_s": 900, "preinstalled": False},
 }
 REQUIRED = ("vmid", "name", "node")
 _DIGEST_LENGTH = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
@@ -268,7 +268,8 @@ class _Checker:
             tags=tuple(vm["tags"]),
             package_update=vm["package_update"],
             package_upgrade=vm["package_upgrade"],
-            guest_agent=GuestAgentConfig(timeout_s=vm["guest_agent"]["timeout_s"]),
+            guest_agent=GuestAgentConfig(timeout_s=vm["guest_agent"]["timeout_s"],
+                                         preinstalled=vm["guest_agent"]["preinstalled"]),
             snippet_storage=vm["snippet_storage"],
             disk_interface=vm["disk_interface"],
             cpu_type=vm["cpu_type"],

@@ -43,6 +43,7 @@ class FeatureRef:
 @dataclass(frozen=True)
 class GuestAgentConfig:
     timeout_s: int = 900
+    preinstalled: bool = False  # the template already has qemu-guest-agent
 
 
 @dataclass(frozen=True)

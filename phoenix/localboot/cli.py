@@ -14,22 +14,18 @@ import argparse
 import sys
 import time
 
-from phoenix.config import ConfigError, ConfigFileError, load_config
+from phoenix.cli_support import add_file_argument, load_vm_or_report
 from phoenix.localboot.image import RECIPES, ImageBuildError
 from phoenix.localboot.qemu import QemuError
 from phoenix.localboot.run import LocalBootError, boot_vm, resolve_image
 from phoenix.localboot.seed import SeedError
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-DEFAULT_FILE = "phoenix_vm_configs.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("vmid", type=int, help="the VM's vmid in the config file")
-    try:
-        parser.add_argument("--file", default=DEFAULT_FILE, help="the VM config file")
-    except argparse.ArgumentError:
-        pass  # the main parser already gives every sub-command --file
+    add_file_argument(parser)
     parser.add_argument(
         "--image", required=True, metavar="IMAGE",
         help=f"a disk image file, or a built-in image: {', '.join(sorted(RECIPES))}")
@@ -51,19 +47,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {message}", file=sys.stderr)
         return EXIT_USAGE
 
-    try:
-        config = load_config(args.file)
-    except ConfigFileError as exc:
-        return usage(str(exc))
-    except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{exc.path}: {problem}", file=sys.stderr)
-        return usage(f"{args.file} has {len(exc.problems)} problem(s)")
-    try:
-        vm = config.vm(args.vmid)
-    except KeyError:
-        known = ", ".join(str(v.vmid) for v in config.vms) or "none"
-        return usage(f"no VM with vmid {args.vmid} in {args.file} (known: {known})")
+    vm = load_vm_or_report(args.file, args.vmid)
+    if isinstance(vm, int):
+        return EXIT_USAGE
     if args.disk_gb is not None and args.disk_gb < 1:
         return usage(f"--disk-gb must be at least 1, not {args.disk_gb}")
     if args.timeout is not None and args.timeout <= 0:
