@@ -30,24 +30,12 @@ from phoenix.cloudinit import render_seed  # noqa: E402
 from phoenix.config import load_config  # noqa: E402
 from phoenix.localboot.qemu import BootSpec, QemuGuest  # noqa: E402
 from phoenix.localboot.run import BootImage, resolve_image  # noqa: E402
-from phoenix.localboot.seed import make_seed_iso  # noqa: E402
+from phoenix.localboot.seed import SEED_USER_DATA, make_seed_iso  # noqa: E402
 from phoenix.readiness.qga import QgaSocketTransport  # noqa: E402
 from phoenix.readiness.transport import TransportError, run_command  # noqa: E402
 from phoenix.readiness.wait import parse_cloud_init_status  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "tests" / "data" / "realboot_vms.json"
-SEED_USER_DATA = """\
-#cloud-config
-package_update: true
-packages:
-  - qemu-guest-agent
-growpart:
-  mode: auto
-  devices: ['/']
-runcmd:
-  - [ resize2fs, /dev/sda1 ] # Note: This will be corrected to a safe version
-  - [ systemctl, enable, --now, qemu-guest-agent ]
-"""
 TIMEOUT_S = 900.0
 
 

@@ -23,6 +23,7 @@ from phoenix.config import load_config
 from phoenix.config.model import VmConfig
 from phoenix.localboot.image import check_build_prerequisites
 from phoenix.localboot.run import BootImage, LocalBoot, booted, make_run_key, resolve_image
+from phoenix.localboot.seed import SEED_USER_DATA
 from phoenix.remote.errors import SshError
 from phoenix.remote.ssh import connect
 
@@ -32,19 +33,6 @@ CONFIG = Path(__file__).parent / "data" / "realboot_vms.json"
 DOCKER_VMID, FAST_VMID = 8101, 8102
 GIB = 1024**3
 
-# The seed's Stage 1 user-data, verbatim (its Task 1.2).
-SEED_USER_DATA = """\
-#cloud-config
-package_update: true
-packages:
-  - qemu-guest-agent
-growpart:
-  mode: auto
-  devices: ['/']
-runcmd:
-  - [ resize2fs, /dev/sda1 ] # Note: This will be corrected to a safe version
-  - [ systemctl, enable, --now, qemu-guest-agent ]
-"""
 
 
 def _progress(message: str) -> None:

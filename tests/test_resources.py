@@ -252,50 +252,46 @@ def test_generated_configs(pulumi_private_key):
 
 # -- __main__.py: the program as `pulumi up` runs it --------------------------------------------
 
-def _run_main(tmp_path, config_file: str, private_key: str):
+def run_main(values: dict, secret_keys: list) -> tuple[RecordingMonitor, pulumi.RunError | None]:
+    """__main__.py as `pulumi up` runs it, under the mock engine: (registrations, RunError or None)."""
     mocks = RecordingMocks()
     monitor = RecordingMonitor(mocks)
     fresh_mocks(mocks, monitor, stack="dev")
-    values, secret_keys = stack_config(private_key, **{"phoenix-hypervisor:vmConfigFile": config_file})
     pulumi.runtime.set_all_config(values, secret_keys)
 
     @pulumi.runtime.test
     def program():
         runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
 
-    program()
-    return monitor
+    try:
+        program()
+    except pulumi.RunError as exc:
+        return monitor, exc
+    return monitor, None
 
 
-def test_main_runs_the_example(tmp_path, pulumi_private_key):
-    monitor = _run_main(tmp_path, "phoenix_vm_configs.json", pulumi_private_key)
-    assert sum(r.type == VM for r in monitor.registrations) == 2
+def nothing_registered(monitor: RecordingMonitor) -> bool:
+    return not [r for r in monitor.registrations if r.type != "pulumi:pulumi:Stack"]
+
+
+def test_main_runs_the_example(pulumi_private_key):
+    monitor, error = run_main(*stack_config(pulumi_private_key))
+    assert error is None and sum(r.type == VM for r in monitor.registrations) == 2
 
 
 def test_main_stops_cleanly_on_a_broken_config(tmp_path, doc, pulumi_private_key):
     doc["vms"][1]["vmid"] = 8001
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(doc))
-    with pytest.raises(pulumi.RunError) as info:
-        _run_main(tmp_path, str(bad), pulumi_private_key)
-    assert "vms[1] (vmid 8001, phoenix-web-01): vmid: 8001 is already used" in str(info.value)
-    assert "nothing was created" in str(info.value)
+    monitor, error = run_main(*stack_config(pulumi_private_key, **{"phoenix-hypervisor:vmConfigFile": str(bad)}))
+    assert "vms[1] (vmid 8001, phoenix-web-01): vmid: 8001 is already used" in str(error)
+    assert "nothing was created" in str(error) and nothing_registered(monitor)
 
 
-def test_main_names_missing_stack_config(pulumi_private_key):
-    mocks = RecordingMocks()
-    monitor = RecordingMonitor(mocks)
-    fresh_mocks(mocks, monitor, stack="dev")
-    pulumi.runtime.set_all_config({"proxmoxve:endpoint": "https://pve:8006/"}, [])
-
-    @pulumi.runtime.test
-    def program():
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-
-    with pytest.raises(pulumi.RunError) as info:
-        program()
-    assert "proxmoxve:apiToken" in str(info.value) and "phoenix-hypervisor:sshPrivateKey" in str(info.value)
-    assert not [r for r in monitor.registrations if r.type != "pulumi:pulumi:Stack"]
+def test_main_names_missing_stack_config():
+    monitor, error = run_main({"proxmoxve:endpoint": "https://pve:8006/"}, [])
+    assert "proxmoxve:apiToken" in str(error) and "phoenix-hypervisor:sshPrivateKey" in str(error)
+    assert nothing_registered(monitor)
 
 
 def test_zfs_section_sets_properties_over_ssh(example_run, pulumi_private_key):
@@ -313,34 +309,12 @@ def test_zfs_section_sets_properties_over_ssh(example_run, pulumi_private_key):
     ('{"pve": {"address": "192.0.2.10", "hostKeys": ["ssh-ed25519 AAAA"]}}', "phoenix-hypervisor:nodes.pve.hostKeys:"),
 ])
 def test_zfs_needs_the_nodes_pinned_host_key(pulumi_private_key, nodes, expected):
-    mocks = RecordingMocks()
-    monitor = RecordingMonitor(mocks)
-    fresh_mocks(mocks, monitor, stack="dev")
-    values, secret_keys = stack_config(pulumi_private_key, **{"phoenix-hypervisor:nodes": nodes})
-    pulumi.runtime.set_all_config(values, secret_keys)
-
-    @pulumi.runtime.test
-    def program():
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-
-    with pytest.raises(pulumi.RunError) as info:
-        program()
-    assert expected in str(info.value) and "nothing was created" in str(info.value)
-    assert not [r for r in monitor.registrations if r.type != "pulumi:pulumi:Stack"]
+    monitor, error = run_main(*stack_config(pulumi_private_key, **{"phoenix-hypervisor:nodes": nodes}))
+    assert expected in str(error) and "nothing was created" in str(error) and nothing_registered(monitor)
 
 
-def test_unusable_private_key_is_a_clear_error(tmp_path):
-    mocks = RecordingMocks()
-    monitor = RecordingMonitor(mocks)
-    fresh_mocks(mocks, monitor, stack="dev")
+def test_unusable_private_key_is_a_clear_error():
     bad_key = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-key-xyzzy\n-----END OPENSSH PRIVATE KEY-----"
-    values, secret_keys = stack_config(bad_key)
-    pulumi.runtime.set_all_config(values, secret_keys)
-
-    @pulumi.runtime.test
-    def program():
-        runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
-
-    with pytest.raises(pulumi.RunError) as info:
-        program()
-    assert "phoenix-hypervisor:sshPrivateKey" in str(info.value) and "xyzzy" not in str(info.value)
+    monitor, error = run_main(*stack_config(bad_key))
+    assert "phoenix-hypervisor:sshPrivateKey" in str(error) and "xyzzy" not in str(error)
+    assert nothing_registered(monitor)

@@ -35,3 +35,19 @@ def make_seed_iso(
     if done.returncode != 0:
         raise SeedError(f"{Path(tool).name} failed (rc {done.returncode}): {done.stderr.strip()}")
     return target
+
+
+# The plan's Stage 1 user-data (Task 1.2), verbatim: what the real-boot tests and the boot
+# benchmark compare the rendered seeds against.
+SEED_USER_DATA = """\
+#cloud-config
+package_update: true
+packages:
+  - qemu-guest-agent
+growpart:
+  mode: auto
+  devices: ['/']
+runcmd:
+  - [ resize2fs, /dev/sda1 ] # Note: This will be corrected to a safe version
+  - [ systemctl, enable, --now, qemu-guest-agent ]
+"""
