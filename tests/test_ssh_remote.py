@@ -331,3 +331,20 @@ def test_public_key_line_matches_ssh_keygen(sshd):
     expected = " ".join(sshd.client_public.split()[:2])
     assert public_key_line(sshd.client_key, comment="") == expected
     assert public_key_line(sshd.client_key).endswith(" phoenix-pulumi")
+
+
+def test_output_after_exit_status_is_not_lost(sshd):
+    # sshd may send exit-status before the last stderr bytes left its pipe: the run waits for
+    # the channel's EOF. Many small runs make the race likely; every byte must arrive.
+    script = "head -c 300000 /dev/zero | tr '\\0' 'e' >&2; echo last >&2"
+    for _ in range(5):
+        result = run_script(target(sshd), script, timeout_s=30)
+        assert result.stderr_bytes == 300000 + len("last\n")
+        assert result.stderr.endswith("last\n")
+
+
+def test_background_child_holding_the_streams_does_not_hang_the_run(sshd):
+    started = time.monotonic()
+    result = run_script(target(sshd), "sleep 20 & echo started", timeout_s=60)
+    assert result.exit_code == 0 and result.stdout == "started\n"
+    assert time.monotonic() - started < 10  # bounded grace for the EOF, not the child's 20 s

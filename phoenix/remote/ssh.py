@@ -181,12 +181,16 @@ class _Timeout(Exception):
     pass
 
 
+_EOF_GRACE_S = 2.0  # after exit-status, how long to wait for the channel's EOF
+
+
 def _pump(channel: paramiko.Channel, payload: bytes, out: StreamCollector,
           err: StreamCollector, deadline: float) -> int:
     """Send stdin and drain both streams in one loop, so neither side can block the other."""
     channel.setblocking(False)
     pending = memoryview(payload)
     stdin_open = True
+    exit_seen_at: float | None = None
     while True:
         progressed = False
         if stdin_open and pending and channel.send_ready():
@@ -207,8 +211,14 @@ def _pump(channel: paramiko.Channel, payload: bytes, out: StreamCollector,
             progressed = True
         if channel.exit_status_ready() and not channel.recv_ready() \
                 and not channel.recv_stderr_ready():
-            # The server sends all data before exit-status; drain what raced in, then stop.
-            return channel.recv_exit_status()
+            # exit-status can arrive before the last output: sshd sends it when the command
+            # exits, while stderr may still sit in its pipe (seen: ~10 KB of 4 MB lost). The
+            # channel's EOF comes only after both streams are drained, so wait for it, bounded
+            # (a background child holding the streams open must not hang the run).
+            if exit_seen_at is None:
+                exit_seen_at = time.monotonic()
+            if channel.eof_received or channel.closed or time.monotonic() - exit_seen_at > _EOF_GRACE_S:
+                return channel.recv_exit_status()
         if channel.closed and not channel.exit_status_ready():
             raise EOFError("the server closed the channel without an exit status")
         if time.monotonic() > deadline:
