@@ -77,11 +77,41 @@ def case_program(n: int) -> dict:
     return {"seconds": time.perf_counter() - start, "registered": counts["vms"]}
 
 
-def case_baseline(n: int) -> dict:
-    """The same resources with constant arguments of the same shape and size: what registering
-    costs by itself, without config checks, rendering, components and Outputs between them."""
-    import pulumi
+def _constant_vm(i: int, user_data: str, prefix: str, opts=None):
+    """Three FileLegacy snippets and a VmLegacy with constant arguments of the program's shape and
+    size (the issue's bare baseline; the same-graph baseline adds what the program adds)."""
     import pulumi_proxmoxve as proxmoxve
+
+    for part in ("user-data", "network-config", "meta-data"):
+        proxmoxve.FileLegacy(f"{prefix}{i}-{part}", content_type="snippets", datastore_id="local",
+                             node_name="pve", source_raw=proxmoxve.FileLegacySourceRawArgs(
+                                 data=user_data, file_name=f"s-{i}-{part}.yaml"), opts=opts)
+    return proxmoxve.VmLegacy(
+        f"{prefix}{i}-vm", node_name="pve", vm_id=10000 + i, name=f"vm-{i}", description="constant",
+        tags=["generated", "phoenix"],
+        clone=proxmoxve.VmLegacyCloneArgs(vm_id=9000, full=True, datastore_id="local-zfs",
+                                          node_name="pve", retries=3),
+        cpu=proxmoxve.VmLegacyCpuArgs(cores=2, sockets=1, type="x86-64-v2-AES"),
+        memory=proxmoxve.VmLegacyMemoryArgs(dedicated=2048),
+        scsi_hardware="virtio-scsi-single",
+        disks=[proxmoxve.VmLegacyDiskArgs(interface="scsi0", datastore_id="local-zfs", size=32,
+                                          discard="on", iothread=True, ssd=True)],
+        network_devices=[proxmoxve.VmLegacyNetworkDeviceArgs(bridge="vmbr0", model="virtio",
+                                                             mac_address="02:50:48:00:00:01")],
+        initialization=proxmoxve.VmLegacyInitializationArgs(
+            datastore_id="local-zfs", user_data_file_id="local:snippets/u.yaml",
+            network_data_file_id="local:snippets/n.yaml", meta_data_file_id="local:snippets/m.yaml"),
+        agent=proxmoxve.VmLegacyAgentArgs(enabled=True, trim=True, type="virtio", timeout="1m",
+                                          wait_for_ip=proxmoxve.VmLegacyAgentWaitForIpArgs(disabled=True)),
+        serial_devices=[proxmoxve.VmLegacySerialDeviceArgs(device="socket")],
+        operating_system=proxmoxve.VmLegacyOperatingSystemArgs(type="l26"),
+        started=True, on_boot=True, stop_on_destroy=True, opts=opts)
+
+
+def case_baseline(n: int) -> dict:
+    """The issue's bare baseline: the same number of VmLegacy and FileLegacy with constant
+    arguments of the same shape and size; no config, rendering, components or Outputs between them."""
+    import pulumi
 
     _mocks()
     user_data = (ROOT / "cloud_init" / "user-data.yaml.j2").read_text()  # ~2 KB, like a rendered one
@@ -89,45 +119,17 @@ def case_baseline(n: int) -> dict:
 
     @pulumi.runtime.test
     def program():
-        ids = []
-        for i in range(n):
-            for part in ("user-data", "network-config", "meta-data"):
-                proxmoxve.FileLegacy(f"s-{i}-{part}", content_type="snippets", datastore_id="local",
-                                     node_name="pve", source_raw=proxmoxve.FileLegacySourceRawArgs(
-                                         data=user_data, file_name=f"s-{i}-{part}.yaml"))
-            vm = proxmoxve.VmLegacy(
-                f"vm-{i}", node_name="pve", vm_id=10000 + i, name=f"vm-{i}", description="constant",
-                tags=["generated", "phoenix"],
-                clone=proxmoxve.VmLegacyCloneArgs(vm_id=9000, full=True, datastore_id="local-zfs",
-                                                  node_name="pve", retries=3),
-                cpu=proxmoxve.VmLegacyCpuArgs(cores=2, sockets=1, type="x86-64-v2-AES"),
-                memory=proxmoxve.VmLegacyMemoryArgs(dedicated=2048),
-                scsi_hardware="virtio-scsi-single",
-                disks=[proxmoxve.VmLegacyDiskArgs(interface="scsi0", datastore_id="local-zfs", size=32,
-                                                  discard="on", iothread=True, ssd=True)],
-                network_devices=[proxmoxve.VmLegacyNetworkDeviceArgs(bridge="vmbr0", model="virtio",
-                                                                     mac_address="02:50:48:00:00:01")],
-                initialization=proxmoxve.VmLegacyInitializationArgs(
-                    datastore_id="local-zfs", user_data_file_id="local:snippets/u.yaml",
-                    network_data_file_id="local:snippets/n.yaml", meta_data_file_id="local:snippets/m.yaml"),
-                agent=proxmoxve.VmLegacyAgentArgs(enabled=True, trim=True, type="virtio", timeout="1m",
-                                                  wait_for_ip=proxmoxve.VmLegacyAgentWaitForIpArgs(disabled=True)),
-                serial_devices=[proxmoxve.VmLegacySerialDeviceArgs(device="socket")],
-                operating_system=proxmoxve.VmLegacyOperatingSystemArgs(type="l26"),
-                started=True, on_boot=True, stop_on_destroy=True)
-            ids.append(vm.id)
-        return pulumi.Output.all(*ids)
+        return pulumi.Output.all(*[_constant_vm(i, user_data, "s-").id for i in range(n)])
 
     program()
     return {"seconds": time.perf_counter() - start, "registered": n}
 
 
 def case_same_graph(n: int) -> dict:
-    """The program's own resource graph (component, 3 snippets, VM, readiness, a feature on every
-    other VM) with constant arguments: isolates what our code adds (config checks, rendering,
-    Outputs) from what registering more resources costs."""
+    """The bare baseline plus what the program's graph adds per VM — its component,
+    GuestAgentReady, a Feature on every other VM — all with constant arguments. What registering
+    this graph costs by itself: the floor for any program that builds it."""
     import pulumi
-    import pulumi_proxmoxve as proxmoxve
 
     from phoenix.features.provider import Feature, FeatureArgs
     from phoenix.readiness.provider import GuestAgentReady, GuestAgentReadyArgs
@@ -141,20 +143,13 @@ def case_same_graph(n: int) -> dict:
         ids = []
         for i in range(n):
             comp = pulumi.ComponentResource("phoenix:index:Vm", f"vm-{i}", None, None)
-            child = pulumi.ResourceOptions(parent=comp)
-            for part in ("user-data", "network-config", "meta-data"):
-                proxmoxve.FileLegacy(f"vm-{i}-{part}", content_type="snippets", datastore_id="local",
-                                     node_name="pve", source_raw=proxmoxve.FileLegacySourceRawArgs(
-                                         data=user_data, file_name=f"s-{i}-{part}.yaml"), opts=child)
-            vm = proxmoxve.VmLegacy(f"vm-{i}-vm", node_name="pve", vm_id=10000 + i, name=f"vm-{i}",
-                                    cpu=proxmoxve.VmLegacyCpuArgs(cores=2, sockets=1),
-                                    memory=proxmoxve.VmLegacyMemoryArgs(dedicated=2048), opts=child)
+            vm = _constant_vm(i, user_data, "vm-", pulumi.ResourceOptions(parent=comp))
             ready = GuestAgentReady(f"vm-{i}-ready", GuestAgentReadyArgs(vmid=10000 + i, node="pve", timeout_s=900),
-                                    opts=child)
+                                    opts=pulumi.ResourceOptions(parent=comp))
             if i % 2 == 0:
                 Feature(f"vm-{i}-feature-docker", FeatureArgs(host="10.0.0.1", username="phoenix",
                                                               private_key="k", host_keys=["k"], feature="docker"),
-                        opts=child)
+                        opts=pulumi.ResourceOptions(parent=comp))
             comp.register_outputs({})
             ids.extend([vm.id, ready.id])
         return pulumi.Output.all(*ids)

@@ -8,6 +8,7 @@ import pulumi
 
 from phoenix.cloudinit import render_seed
 from phoenix.config.model import Config, VmConfig
+from phoenix.resources import dependency_walk
 from phoenix.resources.images import image_downloads
 from phoenix.resources.provider import make_provider
 from phoenix.resources.settings import StackSettings
@@ -28,6 +29,8 @@ class Stack:
 
 
 def build_stack(config: Config, settings: StackSettings) -> Stack:
+    # The clone chains below are long dependency chains: keep the SDK's cycle check linear.
+    dependency_walk.install()
     provider = make_provider(settings)
     downloads = image_downloads(config, provider)
 
