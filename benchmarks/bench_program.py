@@ -125,10 +125,7 @@ def case_baseline(n: int) -> dict:
     return {"seconds": time.perf_counter() - start, "registered": n}
 
 
-def case_same_graph(n: int) -> dict:
-    """The bare baseline plus what the program's graph adds per VM — its component,
-    GuestAgentReady, a Feature on every other VM — all with constant arguments. What registering
-    this graph costs by itself: the floor for any program that builds it."""
+def _same_graph(n: int, *, ready: bool = True, features: bool = True) -> dict:
     import pulumi
 
     from phoenix.features.provider import Feature, FeatureArgs
@@ -143,22 +140,42 @@ def case_same_graph(n: int) -> dict:
         ids = []
         for i in range(n):
             comp = pulumi.ComponentResource("phoenix:index:Vm", f"vm-{i}", None, None)
-            vm = _constant_vm(i, user_data, "vm-", pulumi.ResourceOptions(parent=comp))
-            ready = GuestAgentReady(f"vm-{i}-ready", GuestAgentReadyArgs(vmid=10000 + i, node="pve", timeout_s=900),
-                                    opts=pulumi.ResourceOptions(parent=comp))
-            if i % 2 == 0:
-                Feature(f"vm-{i}-feature-docker", FeatureArgs(host="10.0.0.1", username="phoenix",
-                                                              private_key="k", host_keys=["k"], feature="docker"),
-                        opts=pulumi.ResourceOptions(parent=comp))
+            ids.append(_constant_vm(i, user_data, "vm-", pulumi.ResourceOptions(parent=comp)).id)
+            if ready:
+                ids.append(GuestAgentReady(f"vm-{i}-ready", GuestAgentReadyArgs(vmid=10000 + i, node="pve",
+                                                                                timeout_s=900),
+                                           opts=pulumi.ResourceOptions(parent=comp)).id)
+            if features and i % 2 == 0:
+                ids.append(Feature(f"vm-{i}-feature-docker",
+                                   FeatureArgs(host="10.0.0.1", username="phoenix", private_key="k",
+                                               host_keys=["k"], feature="docker"),
+                                   opts=pulumi.ResourceOptions(parent=comp)).id)
             comp.register_outputs({})
-            ids.extend([vm.id, ready.id])
         return pulumi.Output.all(*ids)
 
     program()
     return {"seconds": time.perf_counter() - start, "registered": n}
 
 
-CASES = {"program": case_program, "baseline": case_baseline, "same-graph": case_same_graph}
+def case_same_graph(n: int) -> dict:
+    """The bare baseline plus what the program's graph adds per VM — its component,
+    GuestAgentReady, a Feature on every other VM — all with constant arguments. What registering
+    this graph costs by itself: the floor for any program that builds it."""
+    return _same_graph(n)
+
+
+def case_bare_component(n: int) -> dict:
+    """Bare baseline + the per-VM component (for the decomposition in the README)."""
+    return _same_graph(n, ready=False, features=False)
+
+
+def case_bare_component_ready(n: int) -> dict:
+    """Bare baseline + component + GuestAgentReady (no features)."""
+    return _same_graph(n, features=False)
+
+
+CASES = {"program": case_program, "baseline": case_baseline, "same-graph": case_same_graph,
+         "bare+component": case_bare_component, "bare+component+ready": case_bare_component_ready}
 
 
 def run_case(kind: str, n: int) -> dict:
@@ -173,6 +190,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--case", choices=sorted(CASES))
     parser.add_argument("--n", type=int)
+    parser.add_argument("--decompose", action="store_true",
+                        help="also: bare baseline + each part of the program's graph, at the largest N")
     args = parser.parse_args()
     if args.case:
         result = CASES[args.case](args.n)
@@ -196,7 +215,25 @@ def main() -> int:
               f"| {t['same-graph']:.2f} | {t['program'] / t['same-graph']:.2f}x "
               f"| {m['program']:.0f} | {m['baseline']:.0f} | {m['program'] / m['baseline']:.2f}x "
               f"| {m['same-graph']:.0f} | {m['program'] / m['same-graph']:.2f}x |", flush=True)
+    if args.decompose:
+        decompose(max(int(s) for s in args.sizes.split(",")), args.repeat)
     return 0
+
+
+def decompose(n: int, repeat: int) -> None:
+    """What each part of the graph costs to register, constant arguments throughout."""
+    kinds = ("baseline", "bare+component", "bare+component+ready", "same-graph", "program")
+    runs: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for _ in range(repeat):
+        for kind in kinds:
+            runs[kind].append(run_case(kind, n)["seconds"])
+    t = {k: statistics.median(v) for k, v in runs.items()}
+    print(f"\n| N = {n}, constant arguments | s | x bare baseline |\n|---|---|---|")
+    labels = {"baseline": "bare baseline (VmLegacy + 3 FileLegacy per VM)", "bare+component": "+ component per VM",
+              "bare+component+ready": "+ GuestAgentReady per VM",
+              "same-graph": "+ Feature on every other VM (= same-graph)", "program": "the program"}
+    for kind in kinds:
+        print(f"| {labels[kind]} | {t[kind]:.2f} | {t[kind] / t['baseline']:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":
