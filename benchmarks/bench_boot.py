@@ -10,7 +10,7 @@ the first answered guest-ping (polled every 0.5 s over the agent socket) and to
 `cloud-init status` leaving "running" (polled through the agent once the agent answers).
 Prints a markdown table of medians. Boots run one at a time. Needs root, qemu, debootstrap.
 
-    sudo /tmp/venv/bin/python benchmarks/bench_boot.py [--boots 3]
+    sudo .venv/bin/python benchmarks/bench_boot.py [--boots 3]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Agent-detection latency and API calls per minute: our wait vs a fixed 1-second poller.
 
-    /tmp/venv/bin/python benchmarks/bench_readiness.py [--runs 24] [--min-up 5] [--max-up 45]
+    .venv/bin/python benchmarks/bench_readiness.py [--runs 24] [--min-up 5] [--max-up 45]
 
 Starts fakepve on 127.0.0.1 and, per run, two VMs whose guest agents come up at the same
 random moment (uniform in [min-up, max-up] s after the start): one waited for by

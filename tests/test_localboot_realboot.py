@@ -1,7 +1,7 @@
 """Real first boots in qemu (marker `realboot`): the rendered cloud-init, the readiness wait over
 the guest-agent socket, the Docker feature over SSH, and the proof that the check can fail.
 
-Run: sudo /tmp/venv/bin/python -m pytest -m realboot tests/test_localboot_realboot.py -v
+Run: sudo .venv/bin/python -m pytest -m realboot tests/test_localboot_realboot.py -v
 Needs root, qemu-system-x86, qemu-utils, debootstrap, fdisk, genisoimage (and Debian's mirror).
 Missing prerequisites FAIL these tests: a skipped real boot would hide that nothing was proven.
 Guests run one at a time; one booted Docker VM serves every assertion about it.
