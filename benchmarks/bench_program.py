@@ -2,11 +2,15 @@
 
 Beside each run, in the same invocation, a bare baseline registers the same number of
 VmLegacy and FileLegacy resources with constant arguments (no config, no rendering, no
-components). Each case runs in its own subprocess so peak memory (ru_maxrss) is its own.
+components), and a same-graph baseline registers the program's whole graph (component,
+snippets, VM, GuestAgentReady, Feature) with the same constant arguments. Each case runs in its
+own subprocess so peak memory (ru_maxrss) is its own.
 
-    .venv/bin/python benchmarks/bench_program.py [--sizes 10,100,1000] [--repeat 3]
+    .venv/bin/python benchmarks/bench_program.py [--sizes 10,100,1000] [--repeat 3] [--decompose]
 
 Prints a markdown table; target at N = 1000: program within 1.3x of the baseline (time, memory).
+`--decompose` adds, at the largest N, the bare baseline plus each part of the graph in turn: what
+registering that graph costs before any of our code runs (README, Benchmarks).
 """
 
 from __future__ import annotations
