@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import sys
 
@@ -13,6 +14,7 @@ from pulumi_harness import RecordingMocks, RecordingMonitor, fresh_mocks, run_pr
 from phoenix.config import build_config
 from phoenix.config.sample import sample_document
 from phoenix.resources import dependency_walk
+from phoenix.resources import stack as stack_module
 
 
 class Node:
@@ -116,3 +118,25 @@ def test_a_chain_deeper_than_the_recursion_limit_registers(monkeypatch):
     links = [r for r in monitor.registrations if r.type == "test:index:Link"]
     assert len(links) == depth
     assert all(links[i - 1].urn in links[i].dependencies for i in range(1, depth))
+
+
+def test_long_clone_chain_without_the_linear_walk_warns(monkeypatch, caplog, pulumi_private_key):
+    """An SDK other than the pinned one keeps its own walk; a long chain then gets a warning
+    that says what will go wrong and what to do."""
+    monkeypatch.setattr(dependency_walk, "install", lambda: False)
+    monkeypatch.setattr(stack_module, "LONG_CLONE_CHAIN", 3)
+    doc = sample_document(6)  # even indexes clone template 9000: 3 clones
+    with caplog.at_level(logging.WARNING):
+        run_program(build_config(doc), pulumi_private_key)
+    (warning,) = [r.getMessage() for r in caplog.records if "dependency chain" in r.getMessage()]
+    assert "3 clones of template 9000 on node pve" in warning and "RecursionError" in warning
+    assert "requirements.txt" in warning
+
+
+def test_no_warning_with_the_linear_walk_or_a_short_chain(monkeypatch, caplog, pulumi_private_key):
+    monkeypatch.setattr(stack_module, "LONG_CLONE_CHAIN", 3)
+    with caplog.at_level(logging.WARNING):
+        run_program(build_config(sample_document(6)), pulumi_private_key)  # linear walk installed
+        monkeypatch.setattr(dependency_walk, "install", lambda: False)
+        run_program(build_config(sample_document(4)), pulumi_private_key)  # 2 clones: short
+    assert not [r for r in caplog.records if "dependency chain" in r.getMessage()]

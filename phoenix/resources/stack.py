@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from importlib.metadata import version
 
 import pulumi
 
@@ -28,9 +30,29 @@ class Stack:
     outputs: dict[str, pulumi.Input[object]] = field(default_factory=dict)
 
 
+# The SDK's own recursive walk fails near the interpreter's recursion limit (~1000 deep).
+LONG_CLONE_CHAIN = 300
+
+
+def longest_clone_chain(config: Config) -> tuple[int, tuple[str, int] | None]:
+    """Most clones of one (node, template): the length of the longest dependency chain built."""
+    counts = Counter((vm.node, vm.clone_from) for vm in config.vms if vm.clone_from is not None)
+    if not counts:
+        return 0, None
+    key, n = counts.most_common(1)[0]
+    return n, key
+
+
 def build_stack(config: Config, settings: StackSettings) -> Stack:
     # The clone chains below are long dependency chains: keep the SDK's cycle check linear.
-    dependency_walk.install()
+    if not dependency_walk.install():
+        n, key = longest_clone_chain(config)
+        if n >= LONG_CLONE_CHAIN and key is not None:
+            pulumi.log.warn(
+                f"{n} clones of template {key[1]} on node {key[0]} form one dependency chain, and this "
+                f"pulumi SDK ({version('pulumi')}) is not the one phoenix's linear dependency walk was "
+                "checked against: the SDK's own walk is O(n^3) and fails with RecursionError near 1000. "
+                "Use the pinned requirements.txt, or split the clones across templates.")
     provider = make_provider(settings)
     downloads = image_downloads(config, provider)
 
