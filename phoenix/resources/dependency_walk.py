@@ -5,8 +5,9 @@ walks everything the target already depends on, to refuse cycles. The walk is a 
 generator*: every resource it yields is passed up through one generator frame per level of
 depth, so walking a chain of depth d costs O(d^2), and registering a chain of n resources costs
 O(n^3). Our clones of one template form exactly such a chain (each clone waits for the previous
-one, see stack.py): 500 clones of one template cost ~12 s of a 56 s `pulumi preview` under the
-mock engine, growing with the cube of the chain.
+one, see stack.py): 500 clones of one template cost ~12 s of 56 s evaluating the program under
+Pulumi's mock engine (benchmarks/bench_program.py), growing with the cube of the chain, and the
+recursion fails outright near the interpreter's recursion limit (~1000 clones).
 
 `install()` swaps in an explicit-stack walk that yields the same resources in the same order
 (pre-order depth first, each resource once), so the cycle check answers exactly as before. It
