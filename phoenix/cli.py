@@ -13,6 +13,7 @@ from phoenix.cli_support import (
     EXIT_INVALID,
     EXIT_OK,
     add_file_argument,
+    fail,
     load_or_report,
     load_vm_or_report,
 )
@@ -50,8 +51,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     try:
         seed = render_seed(vm, args.extra_key or ())
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return fail(exc, EXIT_INVALID)
     parts = {"user-data": seed.user_data, "network-config": seed.network_config, "meta-data": seed.meta_data}
     chosen = [args.part] if args.part else list(parts)
     for part in chosen:

@@ -18,13 +18,18 @@ def add_file_argument(parser: argparse.ArgumentParser) -> None:
                         help=f"the VM config file (default: {DEFAULT_FILE}, or $PHOENIX_VM_CONFIG_FILE)")
 
 
+def fail(message: object, code: int) -> int:
+    """Print `error: message` on stderr; return the exit code (`return fail(...)`)."""
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
 def load_or_report(path: str) -> Config | int:
     """The config, or EXIT_UNREADABLE / EXIT_INVALID after printing why it cannot be used."""
     try:
         return load_config(path)
     except ConfigFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_UNREADABLE
+        return fail(exc, EXIT_UNREADABLE)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.path}: {problem}", file=sys.stderr)
@@ -41,5 +46,4 @@ def load_vm_or_report(path: str, vmid: int) -> VmConfig | int:
         return config.vm(vmid)
     except KeyError:
         known = ", ".join(str(v.vmid) for v in config.vms) or "none"
-        print(f"error: no VM with vmid {vmid} in {path} (known: {known})", file=sys.stderr)
-        return EXIT_INVALID
+        return fail(f"no VM with vmid {vmid} in {path} (known: {known})", EXIT_INVALID)

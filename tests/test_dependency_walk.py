@@ -51,7 +51,7 @@ def test_same_resources_in_the_same_order_as_the_sdk_walk(seed):
         pre_visited = set(rng.sample(nodes, rng.randint(0, len(nodes) // 3)))
         ours_visited, sdk_visited = set(pre_visited), set(pre_visited)
         assert list(dependency_walk.walk_transitive_deps(start, ours_visited)) == \
-            list(dependency_walk.original_walk(start, sdk_visited))
+            list(dependency_walk.SDK_WALK(start, sdk_visited))
         assert ours_visited == sdk_visited
 
 
@@ -69,7 +69,7 @@ def test_deep_chains_do_not_overflow_the_stack():
     with ~1000 clones of one template could not be previewed at all."""
     nodes = chain(sys.getrecursionlimit() + 500)
     with pytest.raises(RecursionError):
-        list(dependency_walk.original_walk(nodes[-1], set()))
+        list(dependency_walk.SDK_WALK(nodes[-1], set()))
     assert len(list(dependency_walk.walk_transitive_deps(nodes[-1], set()))) == len(nodes)
 
 
@@ -89,7 +89,7 @@ def test_unknown_sdk_walk_is_left_alone(monkeypatch):
 
 
 def test_build_stack_installs_it(monkeypatch, pulumi_private_key):
-    monkeypatch.setattr(breaker, "_with_transitive_deps", dependency_walk._ORIGINAL)
+    monkeypatch.setattr(breaker, "_with_transitive_deps", dependency_walk.SDK_WALK)
     run_program(build_config(sample_document(4)), pulumi_private_key)
     assert breaker._with_transitive_deps is dependency_walk.walk_transitive_deps
 
@@ -97,7 +97,7 @@ def test_build_stack_installs_it(monkeypatch, pulumi_private_key):
 def test_a_chain_deeper_than_the_recursion_limit_registers(monkeypatch):
     """Under Pulumi's mock engine: resources each depending on the previous one, deeper than the
     SDK's recursive walk can go; every one registers with its dependency."""
-    monkeypatch.setattr(breaker, "_with_transitive_deps", dependency_walk._ORIGINAL)
+    monkeypatch.setattr(breaker, "_with_transitive_deps", dependency_walk.SDK_WALK)
     assert dependency_walk.install()
     depth = sys.getrecursionlimit() + 200
     mocks = RecordingMocks()

@@ -14,7 +14,7 @@ import argparse
 import sys
 import time
 
-from phoenix.cli_support import add_file_argument, load_vm_or_report
+from phoenix.cli_support import add_file_argument, fail, load_vm_or_report
 from phoenix.localboot.image import RECIPES, ImageBuildError
 from phoenix.localboot.qemu import QemuError
 from phoenix.localboot.run import LocalBootError, boot_vm, resolve_image
@@ -43,17 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    def usage(message: str) -> int:
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_USAGE
-
     vm = load_vm_or_report(args.file, args.vmid)
     if isinstance(vm, int):
         return EXIT_USAGE
     if args.disk_gb is not None and args.disk_gb < 1:
-        return usage(f"--disk-gb must be at least 1, not {args.disk_gb}")
+        return fail(f"--disk-gb must be at least 1, not {args.disk_gb}", EXIT_USAGE)
     if args.timeout is not None and args.timeout <= 0:
-        return usage(f"--timeout must be > 0, not {args.timeout:g}")
+        return fail(f"--timeout must be > 0, not {args.timeout:g}", EXIT_USAGE)
 
     started = time.monotonic()
 
@@ -64,16 +60,14 @@ def run(args: argparse.Namespace) -> int:
         image = resolve_image(args.image, kernel=args.kernel, initrd=args.initrd,
                               append=args.append, log=progress)
     except LocalBootError as exc:
-        return usage(str(exc))
+        return fail(exc, EXIT_USAGE)
     except ImageBuildError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(exc, EXIT_FAILED)
     try:
         report = boot_vm(vm, image, log=progress, accel=args.accel, disk_size_gb=args.disk_gb,
                          timeout_s=args.timeout)
     except (QemuError, SeedError, LocalBootError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(exc, EXIT_FAILED)
     print(report.to_json() if args.json else report.render_text())
     progress(f"boot of {vm.label} took {time.monotonic() - started:.0f} s in all "
              f"(the guest was shut down and its overlay removed)")

@@ -12,7 +12,7 @@ import json
 import sys
 import time
 
-from phoenix.cli_support import add_file_argument, load_vm_or_report
+from phoenix.cli_support import add_file_argument, fail, load_vm_or_report
 from phoenix.readiness.pve import PveCredentials, PveTransport
 from phoenix.readiness.transport import TransportError
 from phoenix.readiness.wait import ReadinessError, ReadyResult, wait_for_ready
@@ -31,20 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    def fail(message: str) -> int:
-        print(f"error: {message}", file=sys.stderr)
-        return EXIT_NOT_READY
-
     vm = load_vm_or_report(args.file, args.vmid)
     if isinstance(vm, int):
         return EXIT_NOT_READY
     timeout_s = args.timeout if args.timeout is not None else float(vm.guest_agent.timeout_s)
     if timeout_s <= 0:
-        return fail(f"--timeout must be > 0, not {timeout_s:g}")
+        return fail(f"--timeout must be > 0, not {timeout_s:g}", EXIT_NOT_READY)
     try:
         transport = PveTransport(PveCredentials.from_env(), node=vm.node, vmid=vm.vmid)
     except TransportError as exc:
-        return fail(str(exc))
+        return fail(exc, EXIT_NOT_READY)
 
     started = time.monotonic()
 
@@ -55,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         result = wait_for_ready(transport, timeout_s=timeout_s, log=log,
                                 wait_for_cloud_init=not args.no_cloud_init)
     except ReadinessError as exc:
-        return fail(f"{vm.name} not ready (stage: {exc.stage}): {exc.message}")
+        return fail(f"{vm.name} not ready (stage: {exc.stage}): {exc.message}", EXIT_NOT_READY)
     finally:
         transport.close()
     print_result(vm.vmid, vm.name, vm.node, result, as_json=args.json)
