@@ -214,8 +214,14 @@ def test_read_reports_the_marker_and_a_lost_marker_reruns(docker_host):
     rerun = provider.update(created.id, refreshed.outs, props).outs
     assert rerun["changes"] == 0 and marker_file.exists()
 
+    logins = _accepted_logins(docker_host)
     provider.delete(created.id, rerun)
-    assert not marker_file.exists()
+    # No delete script: nothing to undo, so no connection; the marker (a true record) stays.
+    assert _accepted_logins(docker_host) == logins and marker_file.exists()
+
+
+def _accepted_logins(server) -> int:
+    return server.stderr_path.read_text().count("Accepted publickey")
 
 
 def test_a_new_private_key_alone_updates_state_without_running(docker_host, monkeypatch):
