@@ -286,3 +286,29 @@ def test_authorized_keys_feature_rotates_admin_keys(sshd, tmp_path):
             """)
     finally:
         auth.unlink(missing_ok=True)
+
+
+def test_diff_and_update_compare_declared_inputs_only(monkeypatch):
+    """`__provider` (and any key that is not an input) is never a reason to run the script."""
+    props = {"host": "192.0.2.5", "port": 22.0, "username": "u", "private_key": "k",
+             "host_keys": ["ssh-ed25519 AAAA"], "feature": "docker", "params": {"user": "-"},
+             "sudo": None, "triggers": ["vm-id"], "connect_timeout_s": 300.0,
+             "run_timeout_s": 1800.0, "marker_dir": "/var/lib/phoenix/features",
+             "script_hash": FEATURES["docker"].script_hash(), "provider_version": "1"}
+    marker = run_fingerprint("docker", props["script_hash"],
+                             {"user": "-", "package": "docker.io"}, ["vm-id"])
+    olds = {**props, "__provider": "blob-protocol-4", "marker": marker, "exit_code": 0,
+            "stdout_tail": "", "changes": 0, "engine_added": "x"}
+    news = {**props, "__provider": "blob-protocol-5"}
+    provider = FeatureProvider()
+    assert provider.diff("id", olds, news).changes is False
+
+    def no_connection(*_a, **_k):
+        raise AssertionError("update connected although no input changed")
+
+    monkeypatch.setattr("phoenix.features.provider.connect", no_connection)
+    monkeypatch.setattr("phoenix.remote.provider_glue.connect", no_connection)
+    assert provider.update("id", olds, news).outs["marker"] == marker
+    newer = {**news, "provider_version": "2"}
+    assert provider.diff("id", olds, newer).changes is True  # recorded...
+    assert provider.update("id", olds, newer).outs["provider_version"] == "2"  # ...not run
