@@ -207,6 +207,19 @@ def test_zfs_property_lifecycle(plugin, registered, zfs_host):  # noqa: F811
     assert node_state(zfs_host)["quickOS/vm-disks"] == {}  # inherited again, as before
 
 
+def test_zfs_dataset_gone_read_drops_delete_completes(plugin, registered, zfs_host):  # noqa: F811
+    news = plugin.check({}, zfs_inputs(registered, zfs_host)).inputs
+    id_, outs = plugin.create(news)
+    state_file = zfs_host.standin_bin / "zfs-state.json"
+    datasets = node_state(zfs_host)
+    del datasets["quickOS/vm-disks"]  # destroyed on the node by hand
+    state_file.write_text(json.dumps(datasets))
+    rid, gone, _ = plugin.read(id_, outs, news)
+    assert rid == "" and set(gone) <= {"__provider"}
+    plugin.delete(id_, outs)
+    assert "dataset gone; nothing to restore" in plugin.stderr()
+
+
 def test_unreachable_node_refresh_keeps_state_destroy_fails_clearly(plugin, registered, sshd):
     state = {**zfs_inputs(registered, sshd, port=free_port(), connect_timeout_s=2),
              "original_value": "on", "original_source": "inherited from quickOS",
