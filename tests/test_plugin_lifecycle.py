@@ -25,7 +25,7 @@ from readiness_fixtures import add_token, add_vm, agent_answers, openssh_public_
 from ssh_fixtures import TEST_USER, free_port, running_sshd
 
 # Fixtures of the direct provider tests, reused here under these names.
-from test_ssh_features import DEV, DEV_OPS, groups_of
+from test_ssh_features import DEV, DEV_OPS, groups_of, guarded_path
 from test_ssh_features import docker_host as docker_node  # noqa: F401 - fixture
 from test_ssh_zfs import node_state
 from test_ssh_zfs import zfs_node as zfs_host  # noqa: F401 - fixture
@@ -52,9 +52,8 @@ def registered(pulumi_private_key) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def sshd():
-    # /usr/local/bin (a real docker client on some machines) stays off the sessions' PATH.
-    yield from running_sshd(["root", TEST_USER], path="/usr/sbin:/usr/bin:/sbin:/bin")
+def sshd(tmp_path_factory):
+    yield from running_sshd(["root", TEST_USER], path=guarded_path(tmp_path_factory))
 
 
 @pytest.fixture

@@ -41,9 +41,29 @@ esac
 """
 
 
+GUARD_APT_GET = """\
+#!/bin/sh
+# GUARD (tests only): reached only when the stand-in apt-get in the sshd's directory is gone
+# (e.g. removed by another run's cleanup). The real apt-get must never run from a test.
+echo "test guard: the stand-in apt-get is missing; refusing to run the real apt-get" >&2
+exit 97
+"""
+
+
+def guarded_path(tmp_path_factory) -> str:
+    """Session PATH for the docker feature's tests: after the stand-in directory, a guard
+    directory whose `apt-get` refuses, then the system directories. /usr/local/bin (a real
+    docker client on some machines) stays off it. Once, on a shared machine, a stand-in
+    directory vanished mid-test and the script installed docker.io on the host for real."""
+    guard = tmp_path_factory.mktemp("apt-guard")
+    (guard / "apt-get").write_text(GUARD_APT_GET)
+    (guard / "apt-get").chmod(0o755)
+    return f"{guard}:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 @pytest.fixture(scope="module")
-def sshd():
-    yield from running_sshd(["root", TEST_USER], path="/usr/sbin:/usr/bin:/sbin:/bin")
+def sshd(tmp_path_factory):
+    yield from running_sshd(["root", TEST_USER], path=guarded_path(tmp_path_factory))
 
 
 @pytest.fixture
@@ -312,3 +332,14 @@ def test_diff_and_update_compare_declared_inputs_only(monkeypatch):
     newer = {**news, "provider_version": "2"}
     assert provider.diff("id", olds, newer).changes is True  # recorded...
     assert provider.update("id", olds, newer).outs["provider_version"] == "2"  # ...not run
+
+
+def test_the_real_apt_get_is_out_of_reach_without_the_stand_in(sshd):
+    """Without docker_host's stand-in (e.g. removed under a running test), apt-get is the
+    guard: the docker script fails instead of installing packages on the test machine."""
+    target = SshTarget("127.0.0.1", "root", sshd.client_key, (sshd.host_key_line,),
+                       port=sshd.port)
+    with pytest.raises(SshError) as info:
+        run_script(target, "apt-get install -y docker.io")
+    assert info.value.exit_code == 97
+    assert "refusing to run the real apt-get" in "\n".join(info.value.stderr_tail)
