@@ -2,7 +2,7 @@
 
 The recorder subclasses pulumi's MockMonitor so tests see the full RegisterResource request:
 type, name, inputs, parent, dependencies, property dependencies and options (protect,
-deleteBeforeReplace, replaceOnChanges, ignoreChanges). No engine is re-implemented here.
+deleteBeforeReplace, replaceOnChanges, ignoreChanges, replaceWith, deletedWith). No engine is re-implemented here.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 from phoenix.config import Config
+from phoenix.readiness.provider import as_built_ip
 from phoenix.resources.settings import read_settings
 from phoenix.resources.stack import build_stack
 
@@ -42,6 +43,9 @@ class Registration:
     additional_secret_outputs: list[str]
     provider: str
     secret_inputs: set[str] = field(default_factory=set)
+    replace_with: list[str] = field(default_factory=list)  # URNs whose replacement replaces this
+    deleted_with: str = ""  # URN whose deletion makes this one's Delete a no-op
+    retain_on_delete: bool = False
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -51,6 +55,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.typ == READY_TYPE:  # what the provider returns once the guest is ready
             state.update(seconds_to_agent=12.5, seconds_to_cloud_init=40.0, cloud_init_status="done",
                          ipv4_addresses=[], ssh_host_keys=[GUEST_HOST_KEY], warnings=[])
+            # the as-built facts, as GuestAgentReadyProvider.wait records them
+            state.update(ip=as_built_ip(args.inputs.get("expected_ip"), []),
+                         built_username=args.inputs.get("username"))
         if args.typ == "proxmoxve:index/fileLegacy:FileLegacy":
             rid = f"{args.inputs['datastoreId']}:snippets/{args.inputs['sourceRaw']['fileName']}"
         else:
@@ -86,6 +93,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             additional_secret_outputs=list(request.additionalSecretOutputs),
             provider=request.provider,
             secret_inputs=secret_inputs,
+            replace_with=list(request.replace_with),
+            deleted_with=request.deletedWith,
+            retain_on_delete=request.retainOnDelete,
         ))
         return response
 
