@@ -259,6 +259,12 @@ def test_generated_configs(pulumi_private_key):
 
 # -- __main__.py: the program as `pulumi up` runs it --------------------------------------------
 
+@pytest.fixture(autouse=True)
+def private_home(monkeypatch, tmp_path):
+    """__main__.py writes the nodes' pinned host keys to $HOME/.ssh/known_hosts: not the tester's."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+
 def run_main(values: dict, secret_keys: list) -> tuple[RecordingMonitor, pulumi.RunError | None]:
     """__main__.py as `pulumi up` runs it, under the mock engine: (registrations, RunError or None)."""
     mocks = RecordingMocks()
