@@ -276,3 +276,28 @@ def test_without_opt_in_the_invariant_catches_a_rebuild(doc, key):
         # the old VM disappears and a new one appears: compare the new VM against the old one
         assert_invariants(v1, v2, {v2.named("vm-8101-vm").urn: decide(v1.named("vm-8001-vm"),
                                                                        v2.named("vm-8101-vm"))})
+
+
+def test_change_a_vms_size_is_an_update_in_place(doc, key):
+    def bigger(d):
+        d["vms"][0].update(cores=8, memory_mb=8192, disk_gb=128)
+
+    v1, v2, result = runs(doc, bigger, key)
+    assert _vm_actions(v2, result) == {"vm-8001-vm": "update", "vm-8002-vm": "same"}
+    changed = {v2.by_urn(u).name for u, a in result.items() if a != "same"}
+    assert changed == {"vm-8001-vm"}  # no snippet, readiness or feature touched
+    assert_invariants(v1, v2, result)
+
+
+def test_rotate_admin_keys_through_the_feature_updates_it_in_place(doc, key):
+    old_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII/jV6eMjJ2/+eGwf2WIdbYUJKgQRfNihMtYdvx9RyyF old@admin"
+    new_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC3yqQUgijZbO8zW4N+/9STP1+YVY4y8HaMpnZPHOVFm new@admin"
+    doc["vms"][0]["features"] = ["docker", {"name": "authorized-keys", "params": {"keys": old_key}}]
+
+    def rotate(d):
+        d["vms"][0]["features"][1]["params"]["keys"] = new_key
+
+    v1, v2, result = runs(doc, rotate, key)
+    changed = {v2.by_urn(u).name: a for u, a in result.items() if a != "same"}
+    assert changed == {"vm-8001-feature-authorized-keys": "update"}  # runs over SSH, no rebuild
+    assert_invariants(v1, v2, result)
