@@ -1,16 +1,20 @@
 """One VM of the config as a Pulumi component: its cloud-init snippets and its VmLegacy.
 
-Data safety (cloud-init only runs on a VM's first boot):
+Data safety (cloud-init's per-instance modules only run at a VM's first boot; docs/lifecycle.md):
 - The snippets have fixed file names (`phoenix-<vmid>-user-data.yaml`, ...) and the VM refers to
   them by those names as plain strings, with an ordering-only dependency. Editing the config's
-  cloud-init parts therefore replaces the *snippet* (delete-before-replace, same name) but leaves
-  the VM's inputs unchanged: the running VM and its disk are untouched, and the new seed applies
-  when the VM is next recreated. (Passing `snippet.id` instead would make the VM's
+  cloud-init parts therefore replaces the *snippet* (delete-before-replace, same name: bpg's file
+  resource has no in-place update) but leaves the VM's inputs unchanged: the running VM and its
+  disk are untouched. PVE regenerates the cloud-init drive at every VM start, so every-boot
+  modules see the new seed at the next cold start; all of it applies when the VM is rebuilt.
+  (Passing `snippet.id` instead would make the VM's
   `user_data_file_id` unknown during the update, and that field forces replacement upstream:
   bpg/terraform-provider-proxmox #1636, #2901.)
 - Opt-in per VM: `recreate_on_cloud_init_change: true` puts the seed's sha256 in the VM's
   description and marks that field replace-on-change, so a changed seed rebuilds the VM.
 - `protect: true` maps to Pulumi's protect (no delete, no replace until it is unset).
+- A VM replacement is always delete-first (fixed vmid); readiness and features follow the VM
+  (`follows_vm`); a node change migrates (`migrate=True`).
 """
 
 from __future__ import annotations
