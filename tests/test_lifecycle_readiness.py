@@ -42,10 +42,20 @@ def test_create_records_the_as_built_address_and_user(fakepve):
     assert TOKEN_SECRET not in repr(outs)
 
 
-def test_create_records_the_agents_address_when_the_vm_came_up_with_another(fakepve):
+def test_create_records_the_agents_address_when_the_vm_came_up_with_another(fakepve, warnings):
     add_vm(fakepve).agent = agent_answers()
     outs = GuestAgentReadyProvider().create(props(fakepve, expected_ip="10.0.0.101")).outs
     assert outs["ip"] == AGENT_IP  # features must reach the VM where it really is
+    assert warnings == [f"VM 8001 on pve: network_config.ip is 10.0.0.101 but the guest reports {AGENT_IP}; "
+                        f"features use {AGENT_IP}"]
+
+
+def test_an_ip_edit_keeps_the_as_built_outputs_known_in_a_preview():
+    olds = {"vmid": 8001.0, "node": "pve", "vm_resource_id": "8001", "expected_ip": AGENT_IP,
+            "username": "phoenix", "provider_version": PROVIDER_VERSION, "ip": AGENT_IP}
+    diff = GuestAgentReadyProvider().diff("id", olds, {**olds, "expected_ip": "10.0.0.151"})
+    assert diff.changes is True and diff.replaces == []
+    assert sorted(diff.stables) == ["built_username", "ip"]
 
 
 @pytest.mark.parametrize("key,field,new", [("expected_ip", "network_config.ip", "10.0.0.151"),

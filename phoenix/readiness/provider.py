@@ -99,6 +99,7 @@ OUTPUT_KEYS = ("seconds_to_agent", "seconds_to_cloud_init", "cloud_init_status",
 # Config fields behind the as-built inputs, for the warnings.
 AS_BUILT_FIELDS = {"expected_ip": ("network_config.ip", "ip"),
                    "username": ("user.name", "built_username")}
+AS_BUILT_OUTPUTS = tuple(out for _, out in AS_BUILT_FIELDS.values())
 READ_TIMEOUT_S = 15.0
 
 
@@ -226,7 +227,10 @@ class GuestAgentReadyProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in REPLACE_KEYS if olds.get(k) != news.get(k)]
         changed = [k for k in UPDATE_KEYS if olds.get(k) != news.get(k)]
+        # An update never changes the as-built facts: a preview keeps them known, so features
+        # that connect to them show no change.
         return DiffResult(changes=bool(replaces or changed), replaces=replaces,
+                          stables=[] if replaces else list(AS_BUILT_OUTPUTS),
                           delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -316,6 +320,9 @@ class GuestAgentReadyProvider(ResourceProvider):
             _log(f"{transport.describe()}: warning: {warning}")
         outs = {**self.inputs_for_outputs(props), **result.to_outputs()}
         outs["ip"] = as_built_ip(props.get("expected_ip"), outs.get("ipv4_addresses"))
+        if props.get("expected_ip") and outs["ip"] != str(props["expected_ip"]):
+            _warn(f"{transport.describe()}: network_config.ip is {props['expected_ip']} but the guest "
+                  f"reports {', '.join(outs.get('ipv4_addresses') or [])}; features use {outs['ip']}")
         outs["built_username"] = props.get("username")
         return outs
 
