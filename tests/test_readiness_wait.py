@@ -110,11 +110,20 @@ def test_vm_stopped_fails_at_once(fakepve, transport, lines):
     assert info.value.message == "VM 8001 on pve is stopped"
 
 
-def test_vm_on_wrong_node_fails_at_once(fakepve, transport, lines):
-    add_vm(fakepve, node="pve2")
+def test_vm_on_another_node_is_followed(fakepve, transport, lines):
+    """HA (or an admin) moved the VM: the wait goes on where it is now (docs/lifecycle.md)."""
+    add_vm(fakepve, node="pve2").agent = agent_answers()
     fakepve.add_node("pve")
+    wait_for_ready(transport, timeout_s=60, log=lines.append)
+    assert transport.node == "pve2"
+
+
+def test_vm_on_no_node_fails_at_once(fakepve, transport, lines):
+    fakepve.add_node("pve")
+    started = time.monotonic()
     with pytest.raises(ReadinessError) as info:
         wait_for_ready(transport, timeout_s=60, log=lines.append)
+    assert time.monotonic() - started < 5
     assert info.value.stage == "vm-status"
     assert "is VM 8001 on node pve?" in info.value.message
 

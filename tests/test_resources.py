@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import runpy
 from pathlib import Path
 
@@ -109,7 +110,8 @@ def test_agent_enabled_without_the_providers_own_wait(example_run):
 
 def test_image_vm_imports_the_downloaded_image(example_run):
     download = example_run.of_type(DOWNLOAD)[0]
-    assert download.inputs["contentType"] == "iso" and download.inputs["fileName"] == "ubuntu-24.04.img"
+    assert download.inputs["contentType"] == "iso"
+    assert re.fullmatch(r"ubuntu-24\.04-[0-9a-f]{8}\.img", download.inputs["fileName"])
     assert download.inputs["nodeName"] == "pve" and download.inputs["overwrite"] is False
     vm = example_run.named("vm-8002-vm")
     assert vm.inputs["disks"][0]["fileId"] == "image-ubuntu-24.04-pve-local-id"
@@ -196,10 +198,15 @@ def test_protect_maps_to_pulumi_protect(doc, pulumi_private_key):
 
 
 def test_stack_outputs(example_run):
-    ready = {"cloudInitStatus": "done"}
+    # the readiness values are what the mock GuestAgentReady returned (tests/pulumi_harness.py):
+    # the outputs show the readiness resource's facts, not the config's
+    ready = {"cloudInitStatus": "done", "secondsToAgent": 12.5, "secondsToCloudInit": 40.0,
+             "ipv4Addresses": [], "user": "phoenix"}
     assert example_run.outputs["vms"] == {
-        "phoenix-docker-01": {"vmid": 8001, "name": "phoenix-docker-01", "node": "pve", "ip": "10.0.0.101", **ready},
-        "phoenix-web-01": {"vmid": 8002, "name": "phoenix-web-01", "node": "pve", "ip": "10.0.0.102", **ready},
+        "phoenix-docker-01": {"vmid": 8001, "name": "phoenix-docker-01", "node": "pve", "ip": "10.0.0.101",
+                              "configuredIp": "10.0.0.101", **ready},
+        "phoenix-web-01": {"vmid": 8002, "name": "phoenix-web-01", "node": "pve", "ip": "10.0.0.102",
+                           "configuredIp": "10.0.0.102", **ready},
     }
 
 
@@ -209,7 +216,7 @@ def test_readiness_waits_for_each_vm(example_run):
         vm = example_run.named(f"vm-{vmid}-vm")
         assert ready.parent == example_run.named(f"vm-{vmid}").urn and vm.urn in ready.dependencies
         assert ready.inputs["vmid"] == vmid and ready.inputs["node"] == "pve" and ready.inputs["timeout_s"] == timeout
-        # a replaced VM gets a new id, and so a new wait
+        # the VM id (= vmid) is kept as an input only so existing state shows no diff
         assert ready.inputs["vm_resource_id"] == f"vm-{vmid}-vm-id"
         assert ready.property_dependencies["vm_resource_id"] == [vm.urn]
         # the API token reaches the provider through the stack config, not through state
@@ -251,6 +258,12 @@ def test_generated_configs(pulumi_private_key):
 
 
 # -- __main__.py: the program as `pulumi up` runs it --------------------------------------------
+
+@pytest.fixture(autouse=True)
+def private_home(monkeypatch, tmp_path):
+    """__main__.py writes the nodes' pinned host keys to $HOME/.ssh/known_hosts: not the tester's."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+
 
 def run_main(values: dict, secret_keys: list) -> tuple[RecordingMonitor, pulumi.RunError | None]:
     """__main__.py as `pulumi up` runs it, under the mock engine: (registrations, RunError or None)."""

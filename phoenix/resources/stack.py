@@ -43,6 +43,25 @@ def longest_clone_chain(config: Config) -> tuple[int, tuple[str, int] | None]:
     return n, key
 
 
+def vm_outputs(vm: VmConfig, component: PhoenixVm) -> dict[str, pulumi.Input[object]]:
+    """One VM's stack output. `ip` is the address the VM really has (as built: an edited
+    network_config.ip only reaches the VM when it is rebuilt); `configuredIp` is the config's.
+    The readiness facts come from the VM's GuestAgentReady."""
+    ready = component.ready
+    return {
+        "vmid": vm.vmid,
+        "name": vm.name,
+        "node": vm.node,
+        "ip": ready.ip,
+        "configuredIp": str(vm.network_config.ip.ip),
+        "user": ready.built_username,
+        "ipv4Addresses": ready.ipv4_addresses,
+        "cloudInitStatus": ready.cloud_init_status,
+        "secondsToAgent": ready.seconds_to_agent,
+        "secondsToCloudInit": ready.seconds_to_cloud_init,
+    }
+
+
 def build_stack(config: Config, settings: StackSettings) -> Stack:
     # The clone chains below are long dependency chains: keep the SDK's cycle check linear.
     if not dependency_walk.install():
@@ -92,14 +111,5 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
                 ),
             ))
 
-    stack.outputs["vms"] = {
-        vm.name: {
-            "vmid": vm.vmid,
-            "name": vm.name,
-            "node": vm.node,
-            "ip": str(vm.network_config.ip.ip),
-            "cloudInitStatus": stack.vms[vm.vmid].ready.cloud_init_status,
-        }
-        for vm in config.vms
-    }
+    stack.outputs["vms"] = {vm.name: vm_outputs(vm, stack.vms[vm.vmid]) for vm in config.vms}
     return stack
