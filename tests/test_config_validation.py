@@ -389,7 +389,8 @@ def test_cli_validate_problems_exit_1(doc, tmp_path):
     result = run_cli("validate", str(path))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 3 and "2 problem(s); nothing was created." == lines[-1]
+    assert len(lines) == 3 and f"error: 2 problem(s) in {path}; nothing was created." == lines[-1]
+    assert all(line.startswith(f"error: {path}: vms[") for line in lines[:-1])
     assert "Traceback" not in result.stderr
 
 
