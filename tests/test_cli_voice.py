@@ -175,3 +175,21 @@ def test_ssh_rotate_that_cannot_reach_the_host_is_1(tmp_path):
                      "--new-key-file", str(new), "--timeout", "2")
     assert_voice(result, 1)
     assert old.read_text().splitlines()[1] not in result.stderr
+
+
+def test_pulumi_program_refuses_an_encrypted_stack_key_with_the_same_advice():
+    import pulumi
+    from pulumi_harness import stack_config
+
+    from phoenix.resources.settings import SettingsError, read_settings
+
+    encrypted = private_key(encrypted=True)
+    pulumi.runtime.set_all_config(*stack_config(encrypted))
+    try:
+        with pytest.raises(SettingsError) as info:
+            read_settings()
+    finally:
+        pulumi.runtime.set_all_config({}, [])
+    message = str(info.value)
+    assert message.startswith("phoenix-hypervisor:sshPrivateKey: the SSH private key is encrypted")
+    assert "ssh-keygen -p -N ''" in message and encrypted.splitlines()[1] not in message

@@ -365,8 +365,16 @@ def test_unreadable_and_broken_json(tmp_path):
     broken.write_text('{\n  "vms": [\n    {"vmid": 1,}\n  ]\n}\n')
     with pytest.raises(ConfigFileError) as info:
         load_config(broken)
-    assert "not valid JSON: line 3, column 16" in str(info.value)
+    assert "not valid JSON: line 3, column 16: a comma before a closing } or ] (JSON allows no trailing comma)" \
+        in str(info.value)
     assert '{"vmid": 1,}' in str(info.value)
+    for text, hint in (("{'vms': []}", "expected a key in double quotes"),
+                       ('{"vms": [] "x": 1}', "a comma is missing"),
+                       ('{"vms": []} {}', "more text after the end"),
+                       ('{"vms": [], "defaults": {"timezone": "a\tb"}}', "a line break or tab inside a string")):
+        broken.write_text(text)
+        with pytest.raises(ConfigFileError, match=hint):
+            load_config(broken)
 
 
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:

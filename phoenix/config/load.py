@@ -98,9 +98,25 @@ def _read(path: str | Path) -> tuple[Any, list[strict_json.JsonProblem]]:
     except json.JSONDecodeError as exc:
         line = text.splitlines()[exc.lineno - 1] if exc.lineno - 1 < len(text.splitlines()) else ""
         raise ConfigFileError(
-            f"{path}: not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}\n"
+            f"{path}: not valid JSON: line {exc.lineno}, column {exc.colno}: {_json_hint(text, exc)}\n"
             f"  {line.rstrip()}\n  {' ' * (exc.colno - 1)}^"
         ) from None
+
+
+def _json_hint(text: str, exc: json.JSONDecodeError) -> str:
+    """json's message, said the way a person editing the file thinks of it."""
+    before = text[:exc.pos].rstrip()
+    if exc.msg.startswith(("Expecting property name", "Expecting value")) and before.endswith(","):
+        return "a comma before a closing } or ] (JSON allows no trailing comma)"
+    if exc.msg.startswith("Expecting property name"):
+        return "expected a key in double quotes (JSON has no comments and no single quotes)"
+    if exc.msg.startswith("Expecting ',' delimiter"):
+        return "a comma is missing between two entries"
+    if exc.msg.startswith("Extra data"):
+        return "more text after the end of the document (one top-level object only)"
+    if exc.msg.startswith("Invalid control character"):
+        return "a line break or tab inside a string (write \\n or \\t)"
+    return exc.msg
 
 
 def load_config(path: str | Path) -> Config:
