@@ -351,11 +351,32 @@ def test_all_problems_at_once(doc):
         "vms[1] (vmid 8001, under_score): name",
         "vms[1] (vmid 8001, under_score): image",
         "vms[2] (third): vmid",
+        "vms[2] (third): network_config.ip",  # its other fields are checked too
         "zfs[0]: properties.compression",
     ]
     for prefix in expected:
         assert any(p.startswith(prefix) for p in found), (prefix, found)
     assert len(found) == len(expected), found
+
+
+def test_a_vm_with_schema_problems_still_gets_its_other_fields_checked(doc):
+    doc["vms"][0].update(vmid=8001.0, cores="four", timezone="Mars/Base")
+    doc["vms"][0]["network_config"].update(ip="dhcp", vlan=None)
+    doc["vms"][1].update(tags="web", image=5)
+    found = problems(doc)
+    assert found == [
+        "vms[0] (phoenix-docker-01): cores: must be a whole number, not the string \"four\"",
+        "vms[0] (phoenix-docker-01): network_config.vlan: must be a whole number, not null",
+        "vms[0] (phoenix-docker-01): vmid: must be a whole number, not 8001.0 (a number with a decimal point): "
+        "write 8001",
+        "vms[1] (vmid 8002, phoenix-web-01): image: must be a string (text in double quotes), not the number 5",
+        "vms[1] (vmid 8002, phoenix-web-01): tags: must be a list ([...]), not the string \"web\"",
+        "vms[0] (phoenix-docker-01): timezone: 'Mars/Base' is not a timezone of the IANA database "
+        "(e.g. UTC or Europe/Berlin)",
+        "vms[0] (phoenix-docker-01): network_config.ip: 'dhcp': every VM gets a static IPv4 address with prefix, "
+        "e.g. 10.0.0.50/24 (DHCP and IPv6 are not supported: the address is written into the VM's "
+        "network-config and is how Pulumi reaches it)",
+    ], found
 
 
 def test_unreadable_and_broken_json(tmp_path):

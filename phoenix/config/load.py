@@ -207,14 +207,15 @@ class _Checker:
             self.add(*self.locate(list(problem.path)), problem.message)
             reported.add(problem.path)
         validator = _Validator(schema())
-        schema_bad_vms: set[int] = set()
+        schema_bad_vms: dict[int, list[list[Any]]] = {}  # VM index -> paths of its bad values
         for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
             parts = list(err.absolute_path)
+            found = schema_messages.messages(err)
             if len(parts) >= 2 and parts[0] == "vms" and isinstance(parts[1], int):
-                schema_bad_vms.add(parts[1])
+                schema_bad_vms.setdefault(parts[1], []).extend(parts[2:] + list(extra) for extra, _ in found)
             if tuple(parts) in reported:
                 continue  # a NaN already reported where it was written
-            for extra, message in schema_messages.messages(err):
+            for extra, message in found:
                 self.add(*self.locate(parts + list(extra)), message)
         if not isinstance(doc, dict) or not isinstance(doc.get("vms"), list):
             return None
@@ -231,6 +232,7 @@ class _Checker:
             merged = _merge(defaults, raw)
             merged_vms.append((index, merged))
             if index in schema_bad_vms:
+                self.check_the_rest(index, merged, defaults, schema_bad_vms[index], images)
                 continue
             vm = self.vm(index, merged, images)
             if vm is not None:
@@ -240,6 +242,37 @@ class _Checker:
         if self.problems:
             return None
         return Config(path=path, vms=tuple(vms), images=images, zfs=tuple(zfs))
+
+    def check_the_rest(self, index: int, vm: dict[str, Any], defaults: dict[str, Any],
+                       bad_paths: list[list[Any]], images: dict[str, ImageConfig]) -> None:
+        """A VM with schema problems still gets its other fields checked (all problems at once):
+        each bad value is replaced by its default, or left out, and problems that only follow
+        from that are dropped. Such a VM is never built."""
+        checked = copy.deepcopy(vm)
+        removed: set[str] = set()
+        for path in bad_paths:
+            if not path or not isinstance(path[0], str):
+                return  # the VM itself is not an object: nothing else to check
+            nested = path[0] in ("network_config", "user", "guest_agent") and len(path) > 1 \
+                and isinstance(path[1], str) and isinstance(checked.get(path[0]), dict)
+            target = path[:2] if nested else path[:1]
+            holder, fallback = (checked[path[0]], _object(defaults, path[0])) if nested else (checked, defaults)
+            holder.pop(target[-1], None)
+            if target[-1] in fallback:
+                holder[target[-1]] = copy.deepcopy(fallback[target[-1]])
+            removed.add(_dotted(target))
+        if "vmid" not in checked:
+            checked["vmid"] = 0  # a stand-in, so the fields that do not depend on it get checked
+        before = len(self.problems)
+        self.vm(index, checked, images)
+        kept = self.problems[:before]
+        label, stand_in = self.vm_label(index, vm), self.vm_label(index, checked)
+        for problem in self.problems[before:]:
+            field = problem.field
+            if not any(field == t or field.startswith((t + ".", t + "[")) or t in field.split("/")
+                       for t in removed):
+                kept.append(Problem(label, field, problem.message) if problem.where == stand_in else problem)
+        self.problems = kept
 
     def images(self, raw: dict[str, Any]) -> dict[str, ImageConfig]:
         images: dict[str, ImageConfig] = {}
