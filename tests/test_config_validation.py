@@ -212,6 +212,11 @@ def test_required_fields_missing(doc):
      'disk_interface: "ide0" is not a disk interface such as scsi0, virtio0 or sata0'),
     (lambda d: d["vms"][0].update(features=[5]),
      'features[0]: expected a feature name or {"name": ..., "params": {...}}'),
+    (lambda d: d["vms"][0].update(features=[{"name": "docker", "parms": {}}]),
+     "features[0].parms: is not a known field (did you mean 'params'?)"),
+    (lambda d: d["vms"][0].update(features=[{"name": "docker", "params": {"x": 1.5}}]),
+     "features[0].params.x: must be a string (text in double quotes), a whole number or true or false, "
+     "not the number 1.5"),
     (lambda d: d["zfs"][0].update(properties={}), "zfs[0]: properties: must have at least 1 entry"),
     (lambda d: d["images"]["ubuntu-24.04"].pop("url"), "images.ubuntu-24.04: url: is required"),
     (lambda d: d["images"]["ubuntu-24.04"].update(checksum="crc:00"),

@@ -133,7 +133,14 @@ def messages(err: jsonschema.ValidationError) -> list[tuple[Extra, str]]:
         return [((), f"must list at most {_count(limit, 'item')}")]
     if kind == "uniqueItems":
         return [((), "lists the same item more than once")]
-    if kind == "oneOf" and "feature" in json.dumps(err.schema):
+    if kind == "oneOf" and isinstance(value, dict):
+        # An object meant for the object form (a feature's {"name", "params"}): say what is wrong
+        # inside it rather than that it matches no form.
+        inside = [e for e in err.context
+                  if e.relative_schema_path and limit[e.relative_schema_path[0]].get("type") == "object"]
+        if inside:
+            return [(tuple(e.relative_path) + extra, message) for e in inside for extra, message in messages(e)]
+    if kind == "oneOf" and any("params" in sub.get("properties", {}) for sub in limit):  # a feature
         return [((), 'expected a feature name or {"name": ..., "params": {...}}')]
     if kind in ("oneOf", "anyOf"):
         return [((), f"{describe(value)} matches none of the allowed forms")]
