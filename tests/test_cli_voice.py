@@ -102,6 +102,10 @@ def test_boot_image_that_is_a_directory_says_so(tmp_path):
     result = phoenix("boot", "8001", "--file", EXAMPLE, "--image", str(tmp_path))
     assert_voice(result, 2, f"--image '{tmp_path}' is a directory; give a disk image file",
                  "debian-bookworm")
+    disk = tmp_path / "disk.qcow2"
+    disk.write_bytes(b"")
+    result = phoenix("boot", "8001", "--file", EXAMPLE, "--image", str(disk), "--kernel", str(tmp_path))
+    assert_voice(result, 2, f"--kernel '{tmp_path}' is a directory, not a file")
 
 
 @pytest.mark.parametrize("endpoint", ["notaurl", "pve.example.com:8006", "http://pve:8006/",
