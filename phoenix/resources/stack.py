@@ -15,6 +15,7 @@ from phoenix.resources.images import image_downloads
 from phoenix.resources.provider import make_provider
 from phoenix.resources.settings import StackSettings
 from phoenix.resources.vm import PhoenixVm, VmInputs
+from phoenix.zfs.naming import zfs_resource_name
 from phoenix.zfs.provider import ZfsProperty, ZfsPropertyArgs
 
 
@@ -103,7 +104,7 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
         node = settings.nodes[entry.node]  # checked by check_settings_for before anything ran
         for prop, value in entry.properties.items():
             stack.zfs.append(ZfsProperty(
-                f"zfs-{entry.node}-{entry.dataset.replace('/', '-')}-{prop}",
+                zfs_resource_name(entry.node, entry.dataset, prop),
                 ZfsPropertyArgs(
                     host=node.address, port=node.port, username=node.user or settings.ssh_username,
                     private_key=settings.ssh_private_key, host_keys=list(node.host_keys),
