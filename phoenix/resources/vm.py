@@ -81,7 +81,7 @@ class VmInputs:
     seed: Seed
     image_file_id: pulumi.Input[str] | None = None
     image_resource: pulumi.Resource | None = None
-    clone_after: pulumi.Resource | None = None  # serialises clones of one template
+    clone_after: pulumi.Resource | None = None  # a full clone's lane predecessor (clone_lanes)
     ssh_private_key: pulumi.Input[str] | None = None  # secret: how features reach the VM
 
 
