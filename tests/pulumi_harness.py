@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
@@ -42,6 +43,15 @@ class Registration:
     additional_secret_outputs: list[str]
     provider: str
     secret_inputs: set[str] = field(default_factory=set)
+    # The request's `object` as the program serialised it (secret wrappers, unknowns, and the
+    # dynamic provider's `__provider` blob included): see provider_inputs().
+    wire_inputs: dict[str, Any] = field(default_factory=dict)
+
+    def provider_inputs(self) -> dict[str, Any]:
+        """What the engine sends a provider that does not accept secrets (dynamic providers):
+        the registered inputs with secret wrappers removed, unknowns as the wire's UNKNOWN
+        string, `__provider` included. Feed it to tests/plugin_process.py."""
+        return _unwrap(self.wire_inputs)
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -86,6 +96,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             additional_secret_outputs=list(request.additionalSecretOutputs),
             provider=request.provider,
             secret_inputs=secret_inputs,
+            wire_inputs=json_format.MessageToDict(request.object),
         ))
         return response
 
