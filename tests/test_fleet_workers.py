@@ -3,6 +3,7 @@ the real plugin process (tests/plugin_process.py): a stuck VM delays only itself
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,8 @@ from pulumi_harness import run_program
 from readiness_fixtures import add_token, add_vm, agent_answers, openssh_public_keys
 
 from phoenix import dynamic_workers
-from phoenix.config import load_config
+from phoenix.config import build_config, load_config
+from phoenix.config.sample import sample_document
 
 ROOT = Path(__file__).resolve().parents[1]
 READY = "pulumi-python:dynamic/phoenix:GuestAgentReady"
@@ -135,3 +137,13 @@ def test_with_the_sdks_four_workers_the_ready_ones_wait_for_the_stuck_ones(
         fakepve, fakepve_cafile, ready_inputs, env={dynamic_workers.ENV_WORKERS: "4"})
     assert all(results[v][1] == "done" for v in answering), results
     assert min(results[v][0] for v in answering) >= STUCK_TIMEOUT_S - 1, results
+
+
+def test_the_program_warns_when_the_plugin_would_keep_four_workers(monkeypatch, caplog, pulumi_private_key):
+    monkeypatch.setattr(dynamic_workers, "KNOWN_SDK_SERVER_SHA256", "0" * 64)
+    with caplog.at_level(logging.WARNING):
+        run_program(build_config(sample_document(4)), pulumi_private_key)  # 4 VMs: no rounds
+        assert not [r for r in caplog.records if "4 calls at once" in r.getMessage()]
+        run_program(build_config(sample_document(5)), pulumi_private_key)
+    (warning,) = [r.getMessage() for r in caplog.records if "4 calls at once" in r.getMessage()]
+    assert warning.startswith("5 VMs, and this pulumi SDK") and "requirements.txt" in warning

@@ -7,6 +7,7 @@ from importlib.metadata import version
 
 import pulumi
 
+from phoenix import dynamic_workers
 from phoenix.cloudinit import render_seed
 from phoenix.config.model import Config, VmConfig
 from phoenix.resources import dependency_walk
@@ -46,6 +47,12 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
                 "walk was checked against: the SDK's own walk is O(n^3) in a chain's length and fails "
                 "with RecursionError near 1000. Use the pinned requirements.txt, raise "
                 f"{PROJECT}:fullClonesPerStorage, or use clone_mode \"linked\" (no chain).")
+    if len(config.vms) > dynamic_workers.SDK_WORKERS and not dynamic_workers.is_known_sdk_server():
+        pulumi.log.warn(
+            f"{len(config.vms)} VMs, and this pulumi SDK ({version('pulumi')}) is not the one whose "
+            "dynamic-provider server phoenix checked: that server runs 4 calls at once, so readiness "
+            f"waits and features go {dynamic_workers.SDK_WORKERS} at a time and a VM that never "
+            "becomes ready holds up others until its deadline. Use the pinned requirements.txt.")
     provider = make_provider(settings)
     downloads = image_downloads(config, provider)
 
