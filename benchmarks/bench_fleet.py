@@ -262,7 +262,11 @@ def main() -> int:
     parser.add_argument("--designs", nargs="+", default=list(DESIGNS), choices=list(DESIGNS))
     parser.add_argument("--scale", type=float, default=0.2)
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--table-from", help="only print the table of an earlier --json file")
     args = parser.parse_args()
+    if args.table_from:
+        table_from_json(args.table_from)
+        return 0
 
     pve, cert, workdir = serve_pve()
     group_existed = subprocess.run(["getent", "group", "docker"], check=False,
@@ -295,14 +299,35 @@ def main() -> int:
 
 
 def print_table(results: dict[str, dict[int, float]], sizes: list[int], scale: float) -> None:
+    copy_s = DISK_GB * 1000 / STORAGE_MB_S * scale
     print(f"\nWall-clock s from start to the last VM ready with its features (model time scale "
-          f"{scale:g}; boot {BOOT_S * scale:g} s, full clone alone {DISK_GB * 1000 / STORAGE_MB_S * scale:.1f} s)\n")
-    print("| design | " + " | ".join(f"N = {n}" for n in sizes) + " | N = max / N = 1 |")
+          f"{scale:g}; boot {BOOT_S * scale:g} s, a full clone alone {copy_s:.1f} s)\n")
+    print("| design | " + " | ".join(f"N = {n}" for n in sizes) + " | largest N / N = 1 |")
     print("|---|" + "---|" * (len(sizes) + 1))
     for name, by_n in results.items():
         cells = [f"{by_n[n]:.1f}" if n in by_n else "" for n in sizes]
         ratio = (f"{by_n[max(by_n)] / by_n[min(by_n)]:.2f}x" if len(by_n) > 1 else "")
         print(f"| {DESIGNS[name].name} | " + " | ".join(cells) + f" | {ratio} |")
+    if "full" in results and 1 in results["full"]:
+        # No schedule beats the storage: N copies take N x copy_s of its throughput, and the last
+        # VM still needs the rest of one VM's time (configure, start, boot, wait, feature).
+        tail = results["full"][1] - copy_s
+        print(f"\nFull clones against the storage's limit (N x {copy_s:.1f} s of copying + the rest of "
+              f"one VM's time, {tail:.1f} s):\n")
+        print("| N | bound s | new, full clones s | x bound | old s | x bound |")
+        print("|---|---|---|---|---|---|")
+        for n in sizes:
+            bound = n * copy_s + tail
+            full, old = results["full"].get(n), results.get("old", {}).get(n)
+            print(f"| {n} | {bound:.1f} | {full:.1f} | {full / bound:.2f}x | "
+                  + (f"{old:.1f} | {old / bound:.2f}x |" if old else " | |"))
+
+
+def table_from_json(path: str) -> None:
+    data = json.loads(Path(path).read_text())
+    results = {name: {int(n): t for n, t in by_n.items()} for name, by_n in data["results"].items()}
+    sizes = sorted({n for by_n in results.values() for n in by_n})
+    print_table(results, sizes, data["scale"])
 
 
 if __name__ == "__main__":
