@@ -192,7 +192,8 @@ def run_graph(registrations: list[Registration], actions: dict[str, Callable[[],
     return time.monotonic() - start, finished
 
 
-def one_run(n: int, design: Design, scale: float, pve: FakePve, cert: str, sshd, key: str) -> float:
+def one_run(n: int, design: Design, scale: float, pve: FakePve, cert: str, sshd, key: str,
+            calls_per_s: float = DEFAULT_CALLS_PER_S) -> float:
     config = build_config(fleet_document(n, design.clone_mode))
     run = run_program(config, key, **{"phoenix-hypervisor:fullClonesPerStorage": str(design.lanes)})
     regs = [r for r in run.registrations if r.type != "pulumi:pulumi:Stack"]
@@ -201,7 +202,7 @@ def one_run(n: int, design: Design, scale: float, pve: FakePve, cert: str, sshd,
     guests = {vm.vmid: pve.add_vm(vm.vmid, vm.name, node=vm.node, status="running",
                                   config={"agent": "1"}) for vm in config.vms}
     env = {"REQUESTS_CA_BUNDLE": cert,
-           ENV_CALLS_PER_S: str(DEFAULT_CALLS_PER_S / scale if design.budget else 100000)}
+           ENV_CALLS_PER_S: str(calls_per_s / scale if design.budget else 100000)}
     if design.workers is not None:
         env[ENV_WORKERS] = str(design.workers)
     storage = Storage(STORAGE_MB_S)
@@ -228,9 +229,13 @@ def one_run(n: int, design: Design, scale: float, pve: FakePve, cert: str, sshd,
                          "marker_dir": markers}
                 assert plugin.check({}, props, name=r.name).failures == []
                 actions[r.urn] = create_action(plugin, props, r.name)
-        total, _ = run_graph(regs, actions)
+        total, finished = run_graph(regs, actions)
     finally:
         session.close()
+    phases = {label: max(finished[r.urn] for r in regs if r.type == typ)
+              for label, typ in (("VMs created", VM), ("ready", READY), ("features", FEATURE))}
+    print(f"N={n:>3} {design.name}: last " + ", ".join(f"{k} at {v:.1f} s" for k, v in phases.items()),
+          file=sys.stderr, flush=True)
     return total
 
 
@@ -261,6 +266,9 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--designs", nargs="+", default=list(DESIGNS), choices=list(DESIGNS))
     parser.add_argument("--scale", type=float, default=0.2)
+    parser.add_argument("--calls-per-s", type=float, default=DEFAULT_CALLS_PER_S,
+                        help="the new designs' API budget per node, in model time (default: "
+                             "phoenix's default)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--table-from", help="only print the table of an earlier --json file")
     args = parser.parse_args()
@@ -283,7 +291,7 @@ def main() -> int:
         key = private_key()
         for n in args.sizes:
             for name in args.designs:
-                total = one_run(n, DESIGNS[name], args.scale, pve, cert, sshd, key)
+                total = one_run(n, DESIGNS[name], args.scale, pve, cert, sshd, key, args.calls_per_s)
                 results.setdefault(name, {})[n] = total
                 print(f"N={n:>3} {DESIGNS[name].name}: {total:.1f} s", file=sys.stderr, flush=True)
     finally:
@@ -292,16 +300,19 @@ def main() -> int:
         shutil.rmtree(workdir, ignore_errors=True)
         if not group_existed:
             subprocess.run(["groupdel", "docker"], check=False)
-    print_table(results, args.sizes, args.scale)
+    print_table(results, args.sizes, args.scale, args.calls_per_s)
     if args.json:
-        Path(args.json).write_text(json.dumps({"scale": args.scale, "results": results}, indent=1))
+        Path(args.json).write_text(json.dumps({"scale": args.scale, "calls_per_s": args.calls_per_s,
+                                               "results": results}, indent=1))
     return 0
 
 
-def print_table(results: dict[str, dict[int, float]], sizes: list[int], scale: float) -> None:
+def print_table(results: dict[str, dict[int, float]], sizes: list[int], scale: float,
+                calls_per_s: float) -> None:
     copy_s = DISK_GB * 1000 / STORAGE_MB_S * scale
     print(f"\nWall-clock s from start to the last VM ready with its features (model time scale "
-          f"{scale:g}; boot {BOOT_S * scale:g} s, a full clone alone {copy_s:.1f} s)\n")
+          f"{scale:g}; boot {BOOT_S * scale:g} s, a full clone alone {copy_s:.1f} s; new designs' "
+          f"API budget {calls_per_s:g} calls/s per node of model time)\n")
     print("| design | " + " | ".join(f"N = {n}" for n in sizes) + " | largest N / N = 1 |")
     print("|---|" + "---|" * (len(sizes) + 1))
     for name, by_n in results.items():
@@ -327,7 +338,7 @@ def table_from_json(path: str) -> None:
     data = json.loads(Path(path).read_text())
     results = {name: {int(n): t for n, t in by_n.items()} for name, by_n in data["results"].items()}
     sizes = sorted({n for by_n in results.values() for n in by_n})
-    print_table(results, sizes, data["scale"])
+    print_table(results, sizes, data["scale"], data.get("calls_per_s", DEFAULT_CALLS_PER_S))
 
 
 if __name__ == "__main__":
