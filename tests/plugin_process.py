@@ -108,7 +108,9 @@ class PluginProcess:
     def start(cls, *, cwd: str | Path | None = None, env: Mapping[str, str] | None = None,
               python: Path = VENV_PYTHON) -> PluginProcess:
         """Start the plugin like the CLI: no PYTHONPATH; `env` entries are added to os.environ."""
-        workdir = tempfile.TemporaryDirectory(prefix="phoenix-plugin-")
+        # Tagged with the test run's pid ("phoenix-<kind>-<pid>-"): runs side by side on one
+        # machine can tell their temporary entries apart.
+        workdir = tempfile.TemporaryDirectory(prefix=f"phoenix-plugin-{os.getpid()}-")
         run_dir = Path(cwd) if cwd is not None else Path(workdir.name)
         stderr_path = Path(workdir.name) / "plugin.stderr"
         environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

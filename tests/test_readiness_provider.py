@@ -236,3 +236,14 @@ def test_resource_registers_with_the_phoenix_type_token():
         return ready.urn.apply(assert_registered)
 
     check()
+
+
+def test_check_treats_the_engines_unknown_objects_as_unknown():
+    from pulumi.output import Unknown
+
+    provider = GuestAgentReadyProvider()
+    for unknown in (Unknown(), rpc.UNKNOWN):  # gRPC process / mock engine spelling
+        news = {"vmid": unknown, "node": unknown, "timeout_s": unknown}
+        assert provider.check({}, news).failures == []
+    assert [f.property for f in provider.check({}, {"vmid": 5, "node": "", "timeout_s": 0})
+            .failures] == ["vmid", "node", "timeout_s"]

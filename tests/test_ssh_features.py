@@ -41,9 +41,29 @@ esac
 """
 
 
+GUARD_APT_GET = """\
+#!/bin/sh
+# GUARD (tests only): reached only when the stand-in apt-get in the sshd's directory is gone
+# (e.g. removed by another run's cleanup). The real apt-get must never run from a test.
+echo "test guard: the stand-in apt-get is missing; refusing to run the real apt-get" >&2
+exit 97
+"""
+
+
+def guarded_path(tmp_path_factory) -> str:
+    """Session PATH for the docker feature's tests: after the stand-in directory, a guard
+    directory whose `apt-get` refuses, then the system directories. /usr/local/bin (a real
+    docker client on some machines) stays off it. Once, on a shared machine, a stand-in
+    directory vanished mid-test and the script installed docker.io on the host for real."""
+    guard = tmp_path_factory.mktemp("apt-guard")
+    (guard / "apt-get").write_text(GUARD_APT_GET)
+    (guard / "apt-get").chmod(0o755)
+    return f"{guard}:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 @pytest.fixture(scope="module")
-def sshd():
-    yield from running_sshd(["root", TEST_USER], path="/usr/sbin:/usr/bin:/sbin:/bin")
+def sshd(tmp_path_factory):
+    yield from running_sshd(["root", TEST_USER], path=guarded_path(tmp_path_factory))
 
 
 @pytest.fixture
@@ -214,8 +234,14 @@ def test_read_reports_the_marker_and_a_lost_marker_reruns(docker_host):
     rerun = provider.update(created.id, refreshed.outs, props).outs
     assert rerun["changes"] == 0 and marker_file.exists()
 
+    logins = _accepted_logins(docker_host)
     provider.delete(created.id, rerun)
-    assert not marker_file.exists()
+    # No delete script: nothing to undo, so no connection; the marker (a true record) stays.
+    assert _accepted_logins(docker_host) == logins and marker_file.exists()
+
+
+def _accepted_logins(server) -> int:
+    return server.stderr_path.read_text().count("Accepted publickey")
 
 
 def test_a_new_private_key_alone_updates_state_without_running(docker_host, monkeypatch):
@@ -280,3 +306,40 @@ def test_authorized_keys_feature_rotates_admin_keys(sshd, tmp_path):
             """)
     finally:
         auth.unlink(missing_ok=True)
+
+
+def test_diff_and_update_compare_declared_inputs_only(monkeypatch):
+    """`__provider` (and any key that is not an input) is never a reason to run the script."""
+    props = {"host": "192.0.2.5", "port": 22.0, "username": "u", "private_key": "k",
+             "host_keys": ["ssh-ed25519 AAAA"], "feature": "docker", "params": {"user": "-"},
+             "sudo": None, "triggers": ["vm-id"], "connect_timeout_s": 300.0,
+             "run_timeout_s": 1800.0, "marker_dir": "/var/lib/phoenix/features",
+             "script_hash": FEATURES["docker"].script_hash(), "provider_version": "1"}
+    marker = run_fingerprint("docker", props["script_hash"],
+                             {"user": "-", "package": "docker.io"}, ["vm-id"])
+    olds = {**props, "__provider": "blob-protocol-4", "marker": marker, "exit_code": 0,
+            "stdout_tail": "", "changes": 0, "engine_added": "x"}
+    news = {**props, "__provider": "blob-protocol-5"}
+    provider = FeatureProvider()
+    assert provider.diff("id", olds, news).changes is False
+
+    def no_connection(*_a, **_k):
+        raise AssertionError("update connected although no input changed")
+
+    monkeypatch.setattr("phoenix.features.provider.connect", no_connection)
+    monkeypatch.setattr("phoenix.remote.provider_glue.connect", no_connection)
+    assert provider.update("id", olds, news).outs["marker"] == marker
+    newer = {**news, "provider_version": "2"}
+    assert provider.diff("id", olds, newer).changes is True  # recorded...
+    assert provider.update("id", olds, newer).outs["provider_version"] == "2"  # ...not run
+
+
+def test_the_real_apt_get_is_out_of_reach_without_the_stand_in(sshd):
+    """Without docker_host's stand-in (e.g. removed under a running test), apt-get is the
+    guard: the docker script fails instead of installing packages on the test machine."""
+    target = SshTarget("127.0.0.1", "root", sshd.client_key, (sshd.host_key_line,),
+                       port=sshd.port)
+    with pytest.raises(SshError) as info:
+        run_script(target, "apt-get install -y docker.io")
+    assert info.value.exit_code == 97
+    assert "refusing to run the real apt-get" in "\n".join(info.value.stderr_tail)

@@ -165,3 +165,15 @@ def test_values_are_quoted_not_interpreted(zfs_node, tmp_path):
     ZfsPropertyProvider().create(props)
     assert node_state(zfs_node)["quickOS/vm-disks"]["com.example:note"] == value
     assert not Path("/tmp/phoenix-zfs-pwned").exists()
+
+
+def test_diff_ignores_the_serialised_provider():
+    props = {"host": "192.0.2.10", "port": 22.0, "username": "root", "private_key": "k",
+             "host_keys": ["ssh-ed25519 AAAA"], "dataset": "quickOS/vm-disks",
+             "property": "compression", "value": "lz4", "sudo": False,
+             "connect_timeout_s": 60.0, "provider_version": "1"}
+    olds = {**props, "__provider": "blob-protocol-4", "source": "local",
+            "original_value": "on", "original_source": "inherited from quickOS"}
+    provider = ZfsPropertyProvider()
+    assert provider.diff("id", olds, {**props, "__provider": "blob-protocol-5"}).changes is False
+    assert provider.diff("id", olds, {**props, "value": "zstd"}).changes is True

@@ -5,6 +5,16 @@ content hash, the parameters, the triggers, or the machine (host, its pinned hos
 always as an update, never a replace. An unchanged `pulumi up` runs nothing (diff is pure).
 `read` (pulumi refresh) looks for the run marker on the host; a missing or different marker
 makes the next `up` run the script again. A new private key alone only updates the state.
+
+Only the declared inputs (`INPUT_KEYS`) are compared: the `__provider` blob every call carries
+is never a reason to run anything (see `phoenix.dynamic_inputs`).
+
+A host that cannot be reached (connect, host key or login fails within
+`provider_glue.UNREACHABLE_AFTER_S`, e.g. a stopped or deleted VM) never blocks the lifecycle:
+- read keeps the recorded state and warns;
+- delete completes and warns what was not undone (the delete script that did not run).
+A feature without a delete script has nothing to undo: delete opens no connection at all (its
+run marker, a hash of what ran, stays on the host and stays true).
 """
 
 from __future__ import annotations
@@ -27,12 +37,15 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from phoenix.dynamic_inputs import changed_inputs, contains_unknown
 from phoenix.features.catalog import FEATURES, FeatureSpec, check_feature
 from phoenix.remote.provider_glue import (
-    CONNECTION_ONLY_KEYS,
+    RECORD_ONLY_KEYS,
+    connect_or_warn,
     pulumi_log,
     pulumi_progress,
     target_from_props,
+    unreachable_after,
 )
 from phoenix.remote.ssh import connect
 
@@ -41,6 +54,10 @@ PROVIDER_VERSION = "1"
 DEFAULT_MARKER_DIR = "/var/lib/phoenix/features"
 STDOUT_TAIL_CHARS = 4000
 _OUTPUT_KEYS = ("exit_code", "stdout_tail", "changes", "marker")
+# What `Feature.__init__` registers as inputs: the only keys diff and update compare.
+INPUT_KEYS = ("host", "port", "username", "private_key", "host_keys", "feature", "params",
+              "sudo", "triggers", "connect_timeout_s", "run_timeout_s", "marker_dir",
+              "script_hash", "provider_version")
 
 _WRITE_MARKER = """\
 umask 077
@@ -102,7 +119,8 @@ class FeatureProvider(ResourceProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []
         feature, params = news.get("feature"), news.get("params") or {}
-        if isinstance(feature, str) and all(isinstance(v, str) for v in params.values()):
+        if isinstance(feature, str) and isinstance(params, Mapping) \
+                and all(isinstance(v, str) for v in params.values()):  # unknowns: check later
             for problem in check_feature(feature, params):
                 failures.append(CheckFailure("params" if feature in FEATURES else "feature",
                                              problem))
@@ -114,7 +132,7 @@ class FeatureProvider(ResourceProvider):
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [k for k in news if k not in _OUTPUT_KEYS and olds.get(k) != news.get(k)]
+        changed = changed_inputs(olds, news, INPUT_KEYS)
         if olds.get("marker") != _safe_expected_marker(news):
             changed.append("marker")  # refresh found the marker gone or different
         replaces = ["feature"] if olds.get("feature") != news.get("feature") else []
@@ -126,10 +144,9 @@ class FeatureProvider(ResourceProvider):
         return CreateResult(id_, self._run(id_, props))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        rerun = [k for k in news if k not in _OUTPUT_KEYS and k not in CONNECTION_ONLY_KEYS
-                 and olds.get(k) != news.get(k)]
+        rerun = [k for k in changed_inputs(olds, news, INPUT_KEYS) if k not in RECORD_ONLY_KEYS]
         if not rerun and olds.get("marker") == _expected_marker(news):
-            # Only credentials or timeouts changed: record them, run nothing.
+            # Only credentials, timeouts or the provider version changed: record, run nothing.
             return UpdateResult({**news, **{k: olds.get(k) for k in _OUTPUT_KEYS}})
         return UpdateResult(self._run(id_, news))
 
@@ -137,23 +154,39 @@ class FeatureProvider(ResourceProvider):
         if not props.get("host"):
             raise ValueError("Feature resources cannot be imported: create them instead")
         spec, params = _spec(props), _params(props)
-        target = target_from_props(props, spec.secret_values(params), deadline_s=60)
-        with connect(target, pulumi_progress(_prefix(props))) as session:
+        target = target_from_props(props, spec.secret_values(params),
+                                   deadline_s=unreachable_after(props))
+        session = connect_or_warn(target, _prefix(props),
+                                  "refresh keeps the recorded state (run marker not checked)")
+        if session is None:
+            return ReadResult(id_, dict(props))
+        with session:
             result = session.run(_READ_MARKER, env=_marker_env(props, id_), sudo=_sudo(props),
                                  timeout_s=60)
         return ReadResult(id_, {**props, "marker": result.stdout.strip()})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         spec, params = _spec(props), _params(props)
-        target = target_from_props(props, spec.secret_values(params))
+        delete_script = spec.delete_script_text()
+        if not delete_script:
+            # Nothing to undo; the marker records a run that did happen. Not worth a
+            # connection (and a stopped VM must not hold up destroy).
+            pulumi_progress(_prefix(props))("no delete script: nothing to undo on the host")
+            return
+        target = target_from_props(props, spec.secret_values(params),
+                                   deadline_s=unreachable_after(props))
+        session = connect_or_warn(
+            target, _prefix(props),
+            f"NOT UNDONE: the delete script {spec.delete_script} did not run; the resource "
+            "leaves the state anyway (run it by hand if the VM comes back)")
+        if session is None:
+            return
         env, secret_env = spec.environment(params)
         env["PHOENIX_SSH_USER"] = target.username
-        with connect(target, pulumi_progress(_prefix(props))) as session:
-            delete_script = spec.delete_script_text()
-            if delete_script:
-                session.run(delete_script, env=env, secret_env=secret_env, sudo=_sudo(props),
-                            timeout_s=float(props.get("run_timeout_s") or 1800),
-                            log=pulumi_log(_prefix(props)))
+        with session:
+            session.run(delete_script, env=env, secret_env=secret_env, sudo=_sudo(props),
+                        timeout_s=float(props.get("run_timeout_s") or 1800),
+                        log=pulumi_log(_prefix(props)))
             session.run(_REMOVE_MARKER, env=_marker_env(props, id_), sudo=_sudo(props),
                         timeout_s=60)
 
@@ -184,6 +217,8 @@ class FeatureProvider(ResourceProvider):
 
 
 def _safe_expected_marker(props: Mapping[str, Any]) -> str | None:
+    if contains_unknown([props.get(k) for k in ("feature", "script_hash", "params", "triggers")]):
+        return None  # preview: the marker cannot be known yet
     try:
         return _expected_marker(props)
     except (KeyError, ValueError, TypeError):  # unknown values during preview

@@ -54,6 +54,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from phoenix.dynamic_inputs import is_unknown
 from phoenix.readiness.pve import (
     ENV_ENDPOINT,
     ENV_INSECURE,
@@ -119,12 +120,6 @@ def _log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-def _is_unknown(value: Any) -> bool:
-    from pulumi.runtime import rpc
-
-    return isinstance(value, str) and value == rpc.UNKNOWN
-
-
 class GuestAgentReadyProvider(ResourceProvider):
     """The CRUD of GuestAgentReady. Pickled by reference: keep it in this module, keep its name.
 
@@ -179,15 +174,15 @@ class GuestAgentReadyProvider(ResourceProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures = []
         vmid = news.get("vmid")
-        if not _is_unknown(vmid) and (not isinstance(vmid, (int, float)) or int(vmid) != vmid
+        if not is_unknown(vmid) and (not isinstance(vmid, (int, float)) or int(vmid) != vmid
                                       or not 100 <= int(vmid) <= 999_999_999):
             failures.append(CheckFailure("vmid", f"vmid must be an integer 100-999999999, "
                                                  f"not {vmid!r}"))
         node = news.get("node")
-        if not _is_unknown(node) and (not isinstance(node, str) or not node):
+        if not is_unknown(node) and (not isinstance(node, str) or not node):
             failures.append(CheckFailure("node", "node must be a non-empty string"))
         timeout = news.get("timeout_s")
-        if not _is_unknown(timeout) and (not isinstance(timeout, (int, float)) or timeout <= 0):
+        if not is_unknown(timeout) and (not isinstance(timeout, (int, float)) or timeout <= 0):
             failures.append(CheckFailure("timeout_s", f"timeout_s must be > 0, not {timeout!r}"))
         return CheckResult(news, failures)
 

@@ -6,6 +6,13 @@ One ZFS property on one dataset of a Proxmox node, over SSH (the PVE API cannot 
 - read (`pulumi refresh`) reports the value actually on the node, so drift shows as a diff;
 - update sets the value again when it differs;
 - delete restores the recorded value, or `zfs inherit`s when it was inherited/default.
+
+Only the declared inputs (`INPUT_KEYS`) are compared, never the `__provider` blob (see
+`phoenix.dynamic_inputs`). A node that cannot be reached: refresh keeps the recorded state with
+a warning; delete FAILS with what was not restored and how to go on. Unlike a VM, the node
+outlives the stack, and the property set on its dataset stays until someone restores it: a
+destroy that quietly completed would forget that for good. An unreachable node also blocks the
+deletion of its VMs by the Proxmox provider, so failing here holds up nothing that could go on.
 """
 
 from __future__ import annotations
@@ -25,7 +32,15 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from phoenix.remote.provider_glue import CONNECTION_ONLY_KEYS, pulumi_progress, target_from_props
+from phoenix.dynamic_inputs import changed_inputs, is_unknown
+from phoenix.remote.errors import SshError
+from phoenix.remote.provider_glue import (
+    RECORD_ONLY_KEYS,
+    connect_or_warn,
+    pulumi_progress,
+    target_from_props,
+    unreachable_after,
+)
 from phoenix.remote.ssh import SshSession, connect
 from phoenix.zfs.remote_zfs import (
     ZfsError,
@@ -38,6 +53,9 @@ from phoenix.zfs.validate import check_zfs_property, normalize
 PROVIDER_VERSION = "1"
 _REPLACE_KEYS = ("host", "dataset", "property")
 _OUTPUT_KEYS = ("original_value", "original_source", "source")
+# What `ZfsProperty.__init__` registers as inputs: the only keys diff and update compare.
+INPUT_KEYS = ("host", "port", "username", "private_key", "host_keys", "dataset", "property",
+              "value", "sudo", "connect_timeout_s", "provider_version")
 
 
 def _prefix(props: dict[str, Any]) -> str:
@@ -75,11 +93,11 @@ class ZfsPropertyProvider(ResourceProvider):
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in _REPLACE_KEYS if olds.get(k) != news.get(k)]
-        changed = [k for k in news if k not in _OUTPUT_KEYS and k != "value"
-                   and olds.get(k) != news.get(k)]
+        replaces = changed_inputs(olds, news, _REPLACE_KEYS)
+        changed = [k for k in changed_inputs(olds, news, INPUT_KEYS) if k != "value"]
         prop = str(news.get("property"))
-        if normalize(prop, str(olds.get("value"))) != normalize(prop, str(news.get("value"))):
+        if is_unknown(news.get("value")) or \
+                normalize(prop, str(olds.get("value"))) != normalize(prop, str(news.get("value"))):
             changed.append("value")  # includes drift that `read` found on the node
         return DiffResult(changes=bool(changed or replaces), replaces=replaces, stables=[],
                           delete_before_replace=True)
@@ -96,7 +114,11 @@ class ZfsPropertyProvider(ResourceProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         if not props.get("host"):
             raise ValueError("ZfsProperty resources cannot be imported: create them instead")
-        with _session(props, deadline_s=60) as session:
+        session = connect_or_warn(target_from_props(props, deadline_s=unreachable_after(props)),
+                                  _prefix(props), "refresh keeps the recorded state")
+        if session is None:
+            return ReadResult(id_, dict(props))
+        with session:
             try:
                 now = get_property(session, props["dataset"], props["property"],
                                    bool(props.get("sudo")))
@@ -108,9 +130,7 @@ class ZfsPropertyProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         keep = {k: olds.get(k) for k in ("original_value", "original_source")}
-        only_connection = all(olds.get(k) == news.get(k) for k in news
-                              if k not in CONNECTION_ONLY_KEYS and k not in _OUTPUT_KEYS)
-        if only_connection:
+        if not [k for k in changed_inputs(olds, news, INPUT_KEYS) if k not in RECORD_ONLY_KEYS]:
             return UpdateResult({**news, **keep, "source": olds.get("source")})
         with _session(news) as session:
             source = _converge(session, news)
@@ -120,7 +140,17 @@ class ZfsPropertyProvider(ResourceProvider):
         dataset, prop = props["dataset"], props["property"]
         sudo = bool(props.get("sudo"))
         original, source = props.get("original_value"), str(props.get("original_source") or "")
-        with _session(props) as session:
+        try:
+            session = _session(props)
+        except SshError as exc:
+            if exc.step == "run":
+                raise
+            raise ZfsError(
+                f"{_prefix(props)} not restored (recorded: {original!r}, source {source!r}): "
+                f"the node cannot be reached: {exc}. Run `pulumi destroy` again once the node "
+                "is back, or `pulumi state delete` this resource to forget it (the property "
+                "then stays as set)") from None
+        with session:
             try:
                 get_property(session, dataset, prop, sudo)
             except ZfsError as exc:
