@@ -145,15 +145,63 @@ def test_parents_and_dependencies(example_run):
         assert not any(s.urn in urns for s in snippets for urns in vm.property_dependencies.values())
 
 
-def test_clones_of_one_template_are_serialised(pulumi_private_key):
-    doc = sample_document(6)  # even indexes clone template 9000, odd ones use an image
-    run = run_program(build_config(doc), pulumi_private_key)
-    clones = [r for r in run.of_type(VM) if "clone" in r.inputs]
-    assert [r.name for r in clones] == ["vm-10000-vm", "vm-10002-vm", "vm-10004-vm"]
-    assert clones[0].urn in clones[1].dependencies and clones[1].urn in clones[2].dependencies
-    assert not any(c.urn in r.dependencies for c in clones for r in run.of_type(VM) if "clone" not in r.inputs)
+def vm_deps(run, name: str) -> set[str]:
+    """The VMs (by resource name) that this VM's registration depends on."""
+    vms = {r.urn: r.name for r in run.of_type(VM)}
+    return {vms[u] for u in run.named(name).dependencies if u in vms}
+
+
+def full_clones_doc(count: int) -> dict:
+    return sample_document(2 * count)  # even indexes full-clone template 9000, odd ones use an image
+
+
+def test_full_clones_go_in_two_lanes_per_node_and_storage_by_default(pulumi_private_key):
+    run = run_program(build_config(full_clones_doc(5)), pulumi_private_key)
+    clones = [f"vm-{10000 + 2 * i}-vm" for i in range(5)]
+    # clone i waits for clone i-2 of the same (node, storage), and for no other VM
+    assert [vm_deps(run, c) for c in clones] == [set(), set(), {clones[0]}, {clones[1]}, {clones[2]}]
+    assert all(vm_deps(run, f"vm-{10001 + 2 * i}-vm") == set() for i in range(5))  # image VMs: free
     # one download per image and node, shared by every VM using it
     assert len(run.of_type(DOWNLOAD)) == 1
+
+
+@pytest.mark.parametrize("lanes", ["1", "3"])
+def test_lanes_come_from_the_stack_config(lanes, pulumi_private_key):
+    run = run_program(build_config(full_clones_doc(6)), pulumi_private_key, **{
+        "phoenix-hypervisor:fullClonesPerStorage": lanes})
+    clones = [f"vm-{10000 + 2 * i}-vm" for i in range(6)]
+    k = int(lanes)
+    assert [vm_deps(run, c) for c in clones] == [{clones[i - k]} if i >= k else set() for i in range(6)]
+
+
+def test_lanes_are_per_node_and_target_storage(pulumi_private_key):
+    doc = full_clones_doc(6)
+    clones = [vm for vm in doc["vms"] if "clone_from" in vm]
+    clones[1]["clone_from"] = 9001  # another template, same storage: same lanes
+    clones[3]["storage"] = "ceph"    # another storage: its own lanes
+    clones[4]["node"] = "pve2"       # another node: its own lanes
+    clones[5]["storage"] = "ceph"
+    run = run_program(build_config(doc), pulumi_private_key)
+    names = [f"vm-{vm['vmid']}-vm" for vm in clones]
+    assert [vm_deps(run, n) for n in names] == [set(), set(), {names[0]}, set(), set(), set()]
+
+
+def test_linked_clones_are_not_bounded(pulumi_private_key):
+    doc = full_clones_doc(6)
+    doc["defaults"]["clone_mode"] = "linked"
+    doc["vms"][10]["clone_mode"] = "full"  # one full clone among them: alone in its lanes
+    run = run_program(build_config(doc), pulumi_private_key)
+    assert all(vm_deps(run, r.name) == set() for r in run.of_type(VM))
+
+
+def test_bad_lane_count_is_a_clear_error(pulumi_private_key):
+    for bad in ("0", "two", "65"):
+        monitor, error = run_main({**stack_config(pulumi_private_key)[0],
+                                   "phoenix-hypervisor:fullClonesPerStorage": bad},
+                                  stack_config(pulumi_private_key)[1])
+        assert error is not None and nothing_registered(monitor)
+        assert "phoenix-hypervisor:fullClonesPerStorage must be a whole number from 1 to 64" in str(error)
+        assert "Traceback" not in str(error)
 
 
 def test_program_is_deterministic(example, pulumi_private_key):

@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 
 from phoenix.config import rules, schema_messages, strict_json
+from phoenix.config.clone_rules import DEFAULT_CLONE_MODE, clone_mode_problems
 from phoenix.config.errors import ConfigError, ConfigFileError, Problem
 from phoenix.config.model import (
     Config,
@@ -48,6 +49,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "tags": [],
     "protect": False,
     "recreate_on_cloud_init_change": False,
+    "clone_mode": DEFAULT_CLONE_MODE,
     "network_config": {"bridge": "vmbr0", "dns": []},
     "user": {"ssh_authorized_keys": [], "sudo": True, "shell": "/bin/bash"},
     "guest_agent": {"timeout_s": 900, "preinstalled": False},
@@ -238,6 +240,8 @@ class _Checker:
             if vm is not None:
                 vms.append(vm)
         self.duplicates(merged_vms)
+        self.problems.extend(clone_mode_problems(
+            doc["vms"], [(i, vm, self.vm_label(i, vm)) for i, vm in merged_vms if i not in schema_bad_vms]))
         zfs = self.zfs(doc.get("zfs") or [])
         if self.problems:
             return None
@@ -367,6 +371,7 @@ class _Checker:
             protect=vm["protect"],
             recreate_on_cloud_init_change=vm["recreate_on_cloud_init_change"],
             timezone=vm.get("timezone"),
+            clone_mode=vm["clone_mode"],
         )
 
     def network(self, where: str, vm: dict[str, Any]) -> NetworkConfig | None:

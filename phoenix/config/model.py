@@ -73,6 +73,7 @@ class VmConfig:
     protect: bool = False
     recreate_on_cloud_init_change: bool = False
     timezone: str | None = None
+    clone_mode: str = "full"  # "linked" | "full"; only used with clone_from (phoenix.config.clone_rules)
 
     @property
     def label(self) -> str:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from phoenix.readiness.api_budget import budget_for
 from phoenix.readiness.qga import parse_interfaces
 from phoenix.readiness.transport import (
     AgentCommandError,
@@ -248,6 +249,10 @@ class PveTransport(GuestTransport):
         import requests
         from proxmoxer.core import ResourceException
 
+        # Every wait of the process shares the node's call budget (api_budget; docs/readiness.md).
+        waited = budget_for(self.credentials.endpoint, self.node).take(
+            max(timeout_s - 0.2, 0.0), f"node {self.node}")
+        timeout_s = max(timeout_s - waited, 0.2)
         api = self._client()
         api._backend.auth.timeout = timeout_s  # proxmoxer reads the timeout per request from here
         resource = api.nodes(self.node).qemu(self.vmid)

@@ -92,6 +92,19 @@ def follows_vm(vm: proxmoxve.VmLegacy, *, depends_on: Sequence[pulumi.Resource])
     return pulumi.ResourceOptions(depends_on=list(depends_on), replace_with=[vm], deleted_with=vm)
 
 
+def clone_args(vm: VmConfig) -> proxmoxve.VmLegacyCloneArgs | None:
+    """`clone_mode` as the provider's clone block. A linked clone gets no target storage: PVE
+    refuses one (qemu-server `clone_vm`: "parameter 'storage' not allowed for linked clones"),
+    and its disk stays on the template's storage (phoenix.config.clone_rules). `retries` covers
+    errors of the clone *request* only (bpg `proxmox/retry/retry.go`; docs/fleet.md)."""
+    if vm.clone_from is None:
+        return None
+    full = vm.clone_mode == "full"
+    return proxmoxve.VmLegacyCloneArgs(vm_id=vm.clone_from, full=full,
+                                       datastore_id=vm.storage if full else None,
+                                       node_name=vm.node, retries=3)
+
+
 @dataclass(frozen=True)
 class VmInputs:
     """What the component needs besides the VM's config."""
@@ -100,7 +113,7 @@ class VmInputs:
     seed: Seed
     image_file_id: pulumi.Input[str] | None = None
     image_resource: pulumi.Resource | None = None
-    clone_after: pulumi.Resource | None = None  # serialises clones of one template
+    clone_after: pulumi.Resource | None = None  # a full clone's lane predecessor (clone_lanes)
     ssh_private_key: pulumi.Input[str] | None = None  # secret: how features reach the VM
 
 
@@ -166,9 +179,7 @@ class PhoenixVm(pulumi.ComponentResource):
             name=vm.name,
             description=description(vm, inputs.seed.digest),
             tags=sorted({MANAGED_TAG, *vm.tags}),
-            clone=proxmoxve.VmLegacyCloneArgs(
-                vm_id=vm.clone_from, full=True, datastore_id=vm.storage, node_name=vm.node, retries=3
-            ) if vm.clone_from is not None else None,
+            clone=clone_args(vm),
             cpu=proxmoxve.VmLegacyCpuArgs(cores=vm.cores, sockets=1, type=vm.cpu_type),
             memory=proxmoxve.VmLegacyMemoryArgs(dedicated=vm.memory_mb),
             scsi_hardware="virtio-scsi-single",
