@@ -13,6 +13,7 @@ import sys
 import time
 
 from phoenix.cli_support import add_file_argument, fail, load_vm_or_report
+from phoenix.cloudinit.first_boot import first_boot_hint
 from phoenix.readiness.pve import PveCredentials, PveTransport
 from phoenix.readiness.transport import TransportError
 from phoenix.readiness.wait import ReadinessError, ReadyResult, wait_for_ready
@@ -49,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = wait_for_ready(transport, timeout_s=timeout_s, log=log,
-                                wait_for_cloud_init=not args.no_cloud_init)
+                                wait_for_cloud_init=not args.no_cloud_init,
+                                first_boot_hint=first_boot_hint(vm))
     except ReadinessError as exc:
         return fail(f"{vm.name} not ready (stage: {exc.stage}): {exc.message}", EXIT_NOT_READY)
     finally:

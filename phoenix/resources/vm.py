@@ -22,6 +22,7 @@ import pulumi
 import pulumi_proxmoxve as proxmoxve
 
 from phoenix.cloudinit import Seed
+from phoenix.cloudinit.first_boot import first_boot_hint
 from phoenix.config.model import VmConfig
 from phoenix.features.provider import Feature, FeatureArgs
 from phoenix.readiness.provider import GuestAgentReady, GuestAgentReadyArgs
@@ -168,7 +169,8 @@ class PhoenixVm(pulumi.ComponentResource):
         self.ready = GuestAgentReady(
             f"{name}-ready",
             GuestAgentReadyArgs(vmid=vm.vmid, node=vm.node, timeout_s=vm.guest_agent.timeout_s,
-                                vm_resource_id=self.vm.id),
+                                vm_resource_id=self.vm.id,
+                                first_boot_hint=first_boot_hint(vm)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.vm]),
         )
 
