@@ -9,7 +9,14 @@ import subprocess
 
 import pytest
 import yaml
-from cloudinit_check import assert_valid_user_data, cloud_init_schema, parse_network_config
+from cloudinit_check import (
+    GENERATIONS,
+    assert_valid_network_config,
+    assert_valid_user_data,
+    cloud_init_schema,
+    newer_cloud_init,
+    parse_network_config,
+)
 
 from phoenix.cloudinit import (
     first_boot_hint,
@@ -70,14 +77,35 @@ def test_every_rendered_user_data_passes_cloud_init_schema(doc):
     del doc["defaults"]["network_config"]["search_domain"]
     variants = [*build_config(doc).vms, *load_config("phoenix_vm_configs.json").vms,
                 *build_config(sample_document(2)).vms]
-    for vm in variants:
+    preinstalled = dataclasses.replace(variants[0].guest_agent, preinstalled=True)
+    variants.append(dataclasses.replace(variants[0], guest_agent=preinstalled, packages=()))
+    for vm in variants:  # each under cloud-init 22.4 and 25.1
         assert_valid_user_data(render_user_data(vm, [EXTRA_KEY]))
+        assert_valid_network_config(render_network_config(vm))
 
 
-def test_cloud_init_schema_check_can_fail():
+def test_both_cloud_init_generations_are_really_checked():
+    _, version = newer_cloud_init()
+    assert version.startswith("25.1"), version
+    for generation in GENERATIONS:
+        result = cloud_init_schema("#cloud-config\nhostname: x\n", version=generation)
+        assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("version", GENERATIONS)
+def test_cloud_init_schema_check_can_fail(version):
     # the checker used above really rejects a wrong document (so the test above can fail)
-    result = cloud_init_schema("#cloud-config\npackages: {htop: 1}\nusers: 5\n")
+    result = cloud_init_schema("#cloud-config\npackages: {htop: 1}\nusers: 5\n", version=version)
     assert result.returncode == 1 and "packages" in result.stderr + result.stdout
+    # and a bootcmd entry of the wrong type
+    bad = cloud_init_schema("#cloud-config\nbootcmd: {a: 1}\n", version=version)
+    assert bad.returncode == 1 and "bootcmd" in bad.stderr + bad.stdout
+
+
+def test_network_config_schema_check_can_fail():
+    bad = "version: 2\nethernets:\n  eth0:\n    dhcp4: maybe\n    addresses: 5\n"
+    result = cloud_init_schema(bad, version="25.1", schema_type="network-config")
+    assert result.returncode == 1 and "dhcp4" in result.stderr + result.stdout
 
 
 def test_network_config_parsed_by_cloud_init(example):
