@@ -99,7 +99,8 @@ def test_missing_package_is_named_when_cloud_init_ends(suite: str, tmp_path: Pat
     cause = run.stdout.split("names it:\n", 1)[1].split("\n---", 1)[0]
     assert f"E: Unable to locate package {MISSING}" in cause, run.stdout
     # the agent came up on its own, so the failure was read from the guest, not waited out
-    assert _agent_seconds(run.stdout) > 0
+    assert 0 < _agent_seconds(run.stdout) < run.seconds
+    assert "cloud-init status  error" in run.stdout
     assert run.seconds < DEADLINE_S / 2, f"took {run.seconds:.0f} s"
 
 

@@ -127,6 +127,7 @@ def test_cloud_init_error_names_the_apt_error_at_once(fakepve, transport, lines)
     with pytest.raises(ReadinessError) as info:
         wait_for_ready(transport, timeout_s=600, log=lines.append, poll_interval_s=FAST)
     assert time.monotonic() - started < 10
+    assert info.value.seconds_to_agent is not None and info.value.seconds_to_agent < 5
     message = info.value.message
     assert info.value.stage == "cloud-init"
     cause = message.split(f"Cause, as {CLOUD_INIT_LOG} names it:\n", 1)[1].split("\n---", 1)[0]

@@ -303,8 +303,12 @@ def _wait(boot: LocalBoot, timeout_s: float) -> None:
         if exc.stage != "cloud-init":
             # Nothing in the guest could be read through the agent; its console still tells.
             exc = ReadinessError(exc.stage, exc.message + console_causes(boot.guest.console_text()),
-                                 elapsed_s=exc.elapsed_s)
+                                 elapsed_s=exc.elapsed_s, seconds_to_agent=exc.seconds_to_agent)
         boot.readiness_error = exc
+        if exc.seconds_to_agent is not None:
+            boot.report.seconds_to_agent = round(exc.seconds_to_agent + offset, 1)
+        if exc.stage == "cloud-init" and "`cloud-init status` exit 1" in exc.message:
+            boot.report.cloud_init_status = "error"
         boot.report.fail(f"readiness failed at stage {exc.stage!r}: {exc.message}")
         return
     boot.ready = ready

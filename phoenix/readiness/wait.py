@@ -105,11 +105,14 @@ class ReadyResult:
 class ReadinessError(Exception):
     """The VM did not become ready. `stage` is one of STAGES; the message holds the evidence."""
 
-    def __init__(self, stage: str, message: str, *, elapsed_s: float = 0.0) -> None:
+    def __init__(self, stage: str, message: str, *, elapsed_s: float = 0.0,
+                 seconds_to_agent: float | None = None) -> None:
         super().__init__(message)
         self.stage = stage
         self.message = message
         self.elapsed_s = elapsed_s
+        # When the agent had answered before the failure (a cloud-init failure read through it).
+        self.seconds_to_agent = seconds_to_agent
 
 
 def wait_for_ready(
@@ -236,6 +239,7 @@ class _Wait:
         self.last_answer = "none yet"
         self.attempts = 0
         self.status_paid_until = self.start
+        self.seconds_to_agent: float | None = None
 
     # -- helpers
 
@@ -249,7 +253,8 @@ class _Wait:
         return max(min(MAX_CALL_S, self.remaining()), 0.2)
 
     def fail(self, stage: str, message: str) -> ReadinessError:
-        return ReadinessError(stage, message, elapsed_s=round(self.elapsed(), 1))
+        return ReadinessError(stage, message, elapsed_s=round(self.elapsed(), 1),
+                              seconds_to_agent=self.seconds_to_agent)
 
     def pace(self, attempt_start: float, calls_before: int, what: str) -> bool:
         """Sleep until the next attempt may start; False if the deadline comes first."""
@@ -280,7 +285,7 @@ class _Wait:
         self.log(f"{self.name}: waiting up to {self.timeout_s:.0f} s for the guest agent"
                  + (" and cloud-init" if wait_for_cloud_init else ""))
         self.wait_running()
-        seconds_to_agent = self.wait_agent()
+        seconds_to_agent = self.seconds_to_agent = round(self.wait_agent(), 1)
         self.log(f"{self.name}: guest agent answered after {seconds_to_agent:.1f} s")
         status, seconds_to_cloud_init = "skipped", None
         if wait_for_cloud_init:
