@@ -96,8 +96,11 @@ def test_missing_package_is_named_when_cloud_init_ends(suite: str, tmp_path: Pat
     assert "Traceback" not in run.stderr
     assert "readiness failed at stage 'cloud-init'" in run.stdout
     assert "cloud-init failed (`cloud-init status` exit 1)" in run.stdout
-    cause = run.stdout.split("names it:\n", 1)[1].split("\n---", 1)[0]
-    assert f"E: Unable to locate package {MISSING}" in cause, run.stdout
+    cause = run.stdout.split("status name it:\n", 1)[1].split("\n---", 1)[0]
+    # 22.4 hands the name to apt; 25.1 leaves it out of apt's call and names it itself
+    named = {"bookworm": f"E: Unable to locate package {MISSING}",
+             "trixie": f"Failed to install the following packages: {{'{MISSING}'}}"}[suite]
+    assert named in cause, run.stdout
     # the agent came up on its own, so the failure was read from the guest, not waited out
     assert 0 < _agent_seconds(run.stdout) < run.seconds
     assert "cloud-init status  error" in run.stdout
@@ -110,9 +113,9 @@ def test_packages_apt_refuses_to_install_are_named(tmp_path: Path) -> None:
                 image_name("bookworm", agent=False), timeout_s=DEADLINE_S)
     assert run.exit_code == 1, run.stderr
     assert "readiness failed at stage 'cloud-init'" in run.stdout
-    cause = run.stdout.split("names it:\n", 1)[1].split("\n---", 1)[0]
+    cause = run.stdout.split("status name it:\n", 1)[1].split("\n---", 1)[0]
     assert "E: Unable to correct problems, you have held broken packages." in cause, run.stdout
-    assert "Conflicts: systemd-sysv" in run.stdout or "Conflicts: sysvinit-core" in run.stdout
+    assert "sysvinit-core : Conflicts: systemd-sysv" in cause, run.stdout
     assert run.seconds < DEADLINE_S / 2, f"took {run.seconds:.0f} s"
 
 

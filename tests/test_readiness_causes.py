@@ -59,6 +59,34 @@ def test_a_failing_maintainer_script_is_named():
     assert not any("Setting up" in line for line in causes)
 
 
+def test_conflicting_packages_name_the_conflict():
+    log = ("Reading state information...\n"
+           "Some packages could not be installed. This may mean that you have\n"
+           "The following packages have unmet dependencies:\n"
+           " systemd-sysv : Conflicts: sysvinit-core but 3.06-4 is to be installed\n"
+           " sysvinit-core : Conflicts: systemd-sysv but 252.39-1~deb12u2 is to be installed\n"
+           "E: Unable to correct problems, you have held broken packages.\n")
+    assert cause_lines(log) == [
+        "The following packages have unmet dependencies:",
+        "systemd-sysv : Conflicts: sysvinit-core but 3.06-4 is to be installed",
+        "sysvinit-core : Conflicts: systemd-sysv but 252.39-1~deb12u2 is to be installed",
+        "E: Unable to correct problems, you have held broken packages.",
+    ]
+
+
+def test_newer_cloud_init_names_the_package_it_left_out():
+    # cloud-init 25.1: the package is never handed to apt; the log and `status --long` name it.
+    log = ("Setting up htop (3.4.1-5) ...\n"
+           "2026-12-02 02:52:35,113 - log_util.py[WARNING]: Failure when attempting to install "
+           "packages: ['htop', 'phoenix-no-such-package']\n")
+    status = ("status: error\nerrors:\n\t- ('package-update-upgrade-install', PackageInstallerError("
+              "\"Failed to install the following packages: {'phoenix-no-such-package'}. See "
+              "associated package manager logs for more details.\"))\n")
+    assert cause_lines(log) == [log.splitlines()[1]]
+    (line,) = cause_lines(status)
+    assert "Failed to install the following packages: {'phoenix-no-such-package'}" in line
+
+
 def test_console_lines_lose_their_prefix_and_name_the_unreachable_mirror():
     causes = cause_lines(NO_ROUTE_CONSOLE)
     assert causes[0] == ("Could not connect to deb.debian.org:80 (151.101.2.132), connection "

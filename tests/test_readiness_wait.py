@@ -130,7 +130,7 @@ def test_cloud_init_error_names_the_apt_error_at_once(fakepve, transport, lines)
     assert info.value.seconds_to_agent is not None and info.value.seconds_to_agent < 5
     message = info.value.message
     assert info.value.stage == "cloud-init"
-    cause = message.split(f"Cause, as {CLOUD_INIT_LOG} names it:\n", 1)[1].split("\n---", 1)[0]
+    cause = message.split("status name it:\n", 1)[1].split("\n---", 1)[0]
     assert cause.splitlines() == [
         "  E: Unable to locate package nosuchpkg",
         "  2026-12-02 02:30:01,000 - util.py[WARNING]: Failed to install packages: "

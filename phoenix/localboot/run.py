@@ -302,8 +302,13 @@ def _wait(boot: LocalBoot, timeout_s: float) -> None:
     except ReadinessError as exc:
         if exc.stage != "cloud-init":
             # Nothing in the guest could be read through the agent; its console still tells.
-            exc = ReadinessError(exc.stage, exc.message + console_causes(boot.guest.console_text()),
-                                 elapsed_s=exc.elapsed_s, seconds_to_agent=exc.seconds_to_agent)
+            message = exc.message + console_causes(boot.guest.console_text())
+            if not boot.guest.running() and boot.guest.process is not None:
+                output = boot.guest.qemu_output().strip()[-1000:] or "(no output)"
+                message += (f"\nqemu itself exited with code {boot.guest.process.returncode}; "
+                            f"its output: {output}")
+            exc = ReadinessError(exc.stage, message, elapsed_s=exc.elapsed_s,
+                                 seconds_to_agent=exc.seconds_to_agent)
         boot.readiness_error = exc
         if exc.seconds_to_agent is not None:
             boot.report.seconds_to_agent = round(exc.seconds_to_agent + offset, 1)

@@ -4,8 +4,10 @@ A blind tail of /var/log/cloud-init-output.log often ends in cloud-init's own su
 run module ...", a traceback) while apt's one useful line ("E: Unable to locate package x") sits
 dozens of lines above it. `cause_lines` keeps the lines that say *what* failed: apt and dpkg
 errors, fetch and name-resolution failures, cloud-init's per-module failures and the
-"phoenix:" lines the guest-agent install writes. The same patterns serve the guest's serial
-console when the agent never answered (`phoenix.localboot`).
+"phoenix:" lines the guest-agent install writes. cloud-init 22.4 leaves a missing package to
+apt ("E: Unable to locate package x"); 25.1 leaves it out of apt's call and names it itself
+("Failed to install the following packages: {'x'}", in `cloud-init status --long`). The same
+patterns serve the guest's serial console when the agent never answered (`phoenix.localboot`).
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ CAUSE_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p) for p in (
     r"Errors were encountered while processing",
     r"Sub-process .* returned an error code",
     r"(has no installation candidate|Unable to locate package|unmet dependencies)",
+    r"^\S+ : (Depends|Pre-?Depends|Conflicts|Breaks): ",  # apt: which package blocks which
     r"(Temporary failure resolving|Could not resolve|Could not connect to|No route to host|"
     r"Network is unreachable|Connection timed out)",
     r"Could not get apt lock",
     r"Failed to (install packages|run module|upgrade packages|update package)",
+    # cloud-init >= 24: unavailable packages are left out of apt's call and reported by name
+    r"(Failure when attempting to install packages|Failed to install the following packages)",
     r"Running module \S+ .*failed",
     r"\bphoenix: .*(FAILED|failed|could not)",
     r"^\S*(resize2fs|growpart|mkfs)\S*: ",  # a failing disk command names itself

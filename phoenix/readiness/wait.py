@@ -412,7 +412,7 @@ class _Wait:
         long_status = self.evidence_command(["cloud-init", "status", "--long"])
         log_text = self.evidence_log()
         return (f"{self.name}: cloud-init failed (`cloud-init status` exit {result.exitcode}) "
-                f"after {self.elapsed():.0f} s.{self.causes_section(log_text)}\n"
+                f"after {self.elapsed():.0f} s.{self.causes_section(log_text, long_status)}\n"
                 f"--- cloud-init status --long ---\n{long_status}\n"
                 f"--- last {LOG_TAIL_LINES} lines of {CLOUD_INIT_LOG} ---\n{log_tail(log_text)}")
 
@@ -424,12 +424,14 @@ class _Wait:
                 f"--- last {LOG_TAIL_LINES} lines of {CLOUD_INIT_LOG} ---\n{log_tail(log_text)}")
 
     @staticmethod
-    def causes_section(log_text: str) -> str:
-        """The log lines that name the failure (apt/dpkg errors, failed modules), if any."""
+    def causes_section(log_text: str, long_status: str = "") -> str:
+        """The lines that name the failure (apt/dpkg errors, failed modules), if any: from the
+        output log, then from `cloud-init status --long` (where 25.1 names missing packages)."""
         causes = cause_lines(log_text)
+        causes += [line for line in cause_lines(long_status) if line not in causes]
         if not causes:
             return ""
-        return (f"\nCause, as {CLOUD_INIT_LOG} names it:\n"
+        return (f"\nCause, as {CLOUD_INIT_LOG} and cloud-init's status name it:\n"
                 + "\n".join(f"  {line}" for line in causes))
 
     def evidence_command(self, argv: list[str]) -> str:
