@@ -11,8 +11,10 @@ process, and checks its exit code, how long it took and the message that names t
   apt ends in "held broken packages");
 - a VM whose gateway does not exist: it cannot reach its mirror, so the agent cannot be
   installed; the timeout message says what this VM's first boot needed (gateway, DNS) and the
-  guest's serial console lines say what apt hit;
-- on Debian 13, the working path too: agent installed at first boot plus a package, `done`.
+  guest's serial console lines say what apt hit.
+
+Which scenarios run on both generations: the missing package (the one whose handling differs
+between 22.4 and 25.1); the others exercise apt and the network, not cloud-init's version.
 
 Needs root, qemu, debootstrap and Debian's mirror, like tests/test_localboot_realboot.py.
 """
@@ -124,7 +126,9 @@ def test_no_route_to_the_mirror_names_this_vms_gateway(tmp_path: Path) -> None:
     10.0.2.3): DNS still answers, but no packet reaches the mirror, so the agent cannot be
     installed and the wait can only time out. The message must say why this VM needed the
     network and show what the console saw."""
-    timeout_s = 300
+    # The guest gives up on the mirror ~100 s into its first boot (measured under TCG on a busy
+    # 2-core machine): 240 s leaves room and keeps the scenario short.
+    timeout_s = 240
     config = _config(tmp_path, packages=["htop"], network={"gateway": "10.0.2.99"},
                      timeout_s=timeout_s)
     run = _boot(config, image_name("bookworm", agent=False), timeout_s=timeout_s)
@@ -141,10 +145,3 @@ def test_no_route_to_the_mirror_names_this_vms_gateway(tmp_path: Path) -> None:
     assert any(reason in console for reason in ("No route to host", "Could not connect",
                                                 "Network is unreachable", "connection timed out"))
     assert run.seconds < timeout_s + 120, f"took {run.seconds:.0f} s"
-
-
-def test_newer_generation_installs_the_agent_and_a_package(tmp_path: Path) -> None:
-    run = _boot(_config(tmp_path, packages=["htop"]), image_name("trixie", agent=False),
-                timeout_s=DEADLINE_S)
-    assert run.exit_code == 0, run.stdout + run.stderr
-    assert "cloud-init status  done" in run.stdout and "PASSED" in run.stdout

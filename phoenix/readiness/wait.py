@@ -135,8 +135,8 @@ def wait_for_ready(
     with it, since without an agent nothing in the guest can be read.
     """
     interval = POLL_INTERVAL_S if poll_interval_s is None else poll_interval_s
-    wait = _Wait(transport, timeout_s, log, interval, progress_every_s, clock, sleep)
-    wait.first_boot_hint = first_boot_hint.strip()
+    wait = _Wait(transport, timeout_s, log, interval, progress_every_s, clock, sleep,
+                 first_boot_hint=first_boot_hint.strip())
     return wait.run(wait_for_cloud_init=wait_for_cloud_init, read_host_keys=read_host_keys)
 
 
