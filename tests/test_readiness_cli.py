@@ -114,6 +114,8 @@ def test_timeout_from_config_and_stage_in_the_error(fakepve, env, config_file, c
     err = capsys.readouterr().err
     assert "error: VM 8001 (gen-8001) not ready (stage: agent)" in err
     assert "did not answer within 2 s" in err
+    # the same first-boot hint as the Pulumi resource: what this VM's agent depended on
+    assert "VM 8001 (gen-8001) installs qemu-guest-agent from its package mirror" in err
     assert "Traceback" not in err
 
 

@@ -269,6 +269,9 @@ def test_readiness_waits_for_each_vm(example_run):
         assert ready.property_dependencies["vm_resource_id"] == [vm.urn]
         # the API token reaches the provider through the stack config, not through state
         assert "api_token" not in ready.inputs
+        # an agent timeout names what this VM's first boot needed (its gateway and DNS)
+        assert ready.inputs["first_boot_hint"].startswith(f"VM {vmid} (")
+        assert "gateway 10.0.0.1" in ready.inputs["first_boot_hint"]
 
 
 def test_guest_agent_timeout_comes_from_the_config(doc, pulumi_private_key):

@@ -1,5 +1,6 @@
 """cloud-init: what a VM's first boot receives, rendered from the templates in cloud_init/."""
 
+from phoenix.cloudinit.first_boot import first_boot_hint
 from phoenix.cloudinit.render import (
     GUEST_AGENT_PACKAGE,
     RenderError,
@@ -16,6 +17,7 @@ __all__ = [
     "GUEST_AGENT_PACKAGE",
     "RenderError",
     "Seed",
+    "first_boot_hint",
     "instance_id",
     "render_meta_data",
     "render_network_config",

@@ -23,11 +23,13 @@ from phoenix.config.rules import ssh_public_key_problem
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "cloud_init"
 GUEST_AGENT_PACKAGE = "qemu-guest-agent"
+# Installs and starts the agent from cloud-init's bootcmd (see the script's header).
+AGENT_INSTALL_SCRIPT = TEMPLATE_DIR / "install-guest-agent.sh"
 
 USER_DATA_KEYS = frozenset({
     "hostname", "fqdn", "preserve_hostname", "manage_etc_hosts", "timezone", "users", "disable_root",
     "ssh_pwauth", "growpart", "resize_rootfs", "package_update", "package_upgrade", "packages",
-    "write_files", "runcmd", "ssh_genkeytypes",
+    "write_files", "runcmd", "ssh_genkeytypes", "bootcmd",
 })
 NETWORK_KEYS = frozenset({"version", "ethernets"})
 # libyaml's loader when PyYAML has it (the wheels do): the parse-back check is the hot spot of
@@ -98,13 +100,24 @@ def render_user_data(vm: VmConfig, extra_keys: Iterable[str] = ()) -> str:
         if problem:
             raise ValueError(f"extra SSH key for {vm.label}: {problem}")
     keys = list(dict.fromkeys([*vm.user.ssh_authorized_keys, *extra]))
-    # cloud-init 22.4 runs `apt-get update` whenever `packages` is non-empty, package_update or
-    # not: a template with the agent baked in gets no package entry for it.
-    agent = [] if vm.guest_agent.preinstalled else [GUEST_AGENT_PACKAGE]
-    packages = list(dict.fromkeys([*agent, *vm.packages]))
+    # The agent is never in `packages`: cloud-init installs that whole list in one `apt-get
+    # install`, so one bad name would keep the agent down too. Without a preinstalled agent the
+    # bootcmd installs it first; with one there is no apt step for it at all (cloud-init 22.4
+    # runs `apt-get update` whenever `packages` is non-empty, package_update or not).
+    packages = list(dict.fromkeys(vm.packages))
+    script = "" if vm.guest_agent.preinstalled else agent_install_script()
     fqdn = f"{vm.name}.{vm.network_config.search_domain}" if vm.network_config.search_domain else None
     return _render("user-data.yaml.j2", USER_DATA_KEYS, vm=vm, fqdn=fqdn, authorized_keys=keys,
-                   packages=packages)
+                   packages=packages, agent_install_script=script)
+
+
+@functools.lru_cache(maxsize=1)
+def agent_install_script() -> str:
+    """The bootcmd script that installs and starts the guest agent (static project text)."""
+    text = AGENT_INSTALL_SCRIPT.read_text()
+    if "\t" in text or "{{" in text or "{%" in text:  # it is pasted into a YAML block scalar
+        raise RenderError(f"{AGENT_INSTALL_SCRIPT.name} must contain no tabs or Jinja markup")
+    return text.rstrip("\n") + "\n"  # what the block scalar (`|`, clip) yields
 
 
 def render_network_config(vm: VmConfig) -> str:

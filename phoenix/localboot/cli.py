@@ -1,7 +1,8 @@
 """`python -m phoenix boot VMID [--file FILE] --image IMAGE`: a VM's first boot, locally in qemu.
 
-IMAGE is a built-in debootstrap image (`debian-bookworm`: no guest agent, like a stock cloud
-image; `debian-bookworm-agent`: agent baked in), built and cached on first use, or the path of a
+IMAGE is a built-in debootstrap image (`debian-bookworm` or `debian-trixie`: no guest agent,
+like a stock cloud image; `debian-bookworm-agent`, `debian-trixie-agent`: agent baked in), built
+and cached on first use, or the path of a
 disk image: a cloud image with its own bootloader, or with `--kernel/--initrd/--append` a root
 disk for direct kernel boot. Progress goes to stderr, the report to stdout (`--json` for
 scripts). Exit 0 only when everything passed; 1 when the boot or a check failed; 2 for a

@@ -24,6 +24,7 @@ from phoenix.cli_support import (
     fail,
     load_vm_or_report,
 )
+from phoenix.cloudinit.first_boot import first_boot_hint
 from phoenix.readiness.pve import ENV_ENDPOINT, PveCredentials, PveTransport
 from phoenix.readiness.transport import TransportError
 from phoenix.readiness.wait import ReadinessError, ReadyResult, wait_for_ready
@@ -79,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = wait_for_ready(transport, timeout_s=timeout_s, log=log,
-                                wait_for_cloud_init=not args.no_cloud_init)
+                                wait_for_cloud_init=not args.no_cloud_init,
+                                first_boot_hint=first_boot_hint(vm))
     except ReadinessError as exc:
         if args.json:
             print(json.dumps({"vmid": vm.vmid, "name": vm.name, "node": vm.node, "ready": False,

@@ -127,6 +127,10 @@ class GuestAgentReadyArgs:
     endpoint: pulumi.Input[str] | None = None  # default: proxmoxve:endpoint, then the env
     api_token: pulumi.Input[str] | None = None  # default: proxmoxve:apiToken, then the env
     insecure: pulumi.Input[bool] | None = None  # default: proxmoxve:insecure, then the env
+    # What this VM's first boot needs for its agent to answer and the likely causes when it does
+    # not (phoenix.cloudinit.first_boot_hint): the agent-timeout message ends with it. Not part
+    # of the diff: it only words a failure, so editing it never re-waits.
+    first_boot_hint: pulumi.Input[str] | None = None
     provider_version: str = PROVIDER_VERSION
 
 
@@ -306,6 +310,7 @@ class GuestAgentReadyProvider(ResourceProvider):
                 timeout_s=float(props.get("timeout_s") or DEFAULT_TIMEOUT_S),
                 log=_log,
                 wait_for_cloud_init=bool(props.get("wait_for_cloud_init", True)),
+                first_boot_hint=str(props.get("first_boot_hint") or ""),
             )
         except ReadinessError as exc:
             raise GuestAgentNotReady(exc.stage, exc.message) from None
@@ -347,6 +352,7 @@ class GuestAgentReady(pulumi.dynamic.Resource, module="phoenix", name="GuestAgen
             "endpoint": args.endpoint,
             "insecure": args.insecure,
             "provider_version": args.provider_version,
+            "first_boot_hint": args.first_boot_hint,
             **{k: None for k in OUTPUT_KEYS},
         }
         secret_opts = pulumi.ResourceOptions()

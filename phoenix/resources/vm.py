@@ -26,6 +26,7 @@ import pulumi
 import pulumi_proxmoxve as proxmoxve
 
 from phoenix.cloudinit import Seed
+from phoenix.cloudinit.first_boot import first_boot_hint
 from phoenix.config.model import VmConfig
 from phoenix.features.provider import Feature, FeatureArgs
 from phoenix.readiness.provider import GuestAgentReady, GuestAgentReadyArgs
@@ -223,7 +224,8 @@ class PhoenixVm(pulumi.ComponentResource):
             f"{name}-ready",
             GuestAgentReadyArgs(vmid=vm.vmid, node=vm.node, timeout_s=vm.guest_agent.timeout_s,
                                 vm_resource_id=self.vm.id,
-                                expected_ip=str(net.ip.ip), username=vm.user.name),
+                                expected_ip=str(net.ip.ip), username=vm.user.name,
+                                first_boot_hint=first_boot_hint(vm)),
             opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self),
                                               follows_vm(self.vm, depends_on=[self.vm])),
         )
