@@ -284,3 +284,47 @@ def test_first_boot_hint_names_the_vm_and_what_its_agent_depends_on(doc):
     preinstalled = first_boot_hint(built.vm(8002))
     assert "expects its template to have qemu-guest-agent" in preinstalled
     assert "package mirror" not in preinstalled
+
+
+def test_rebuild_digest_follows_the_config_not_the_templates(example, monkeypatch):
+    """`recreate_on_cloud_init_change` keys on the seed's source: every config value the seed is
+    rendered from changes it, while a Phoenix upgrade that renders the same values differently
+    (a new template line) does not rebuild opted-in VMs."""
+    from phoenix.cloudinit import render as render_module
+
+    vm = example.vm(8001)
+    base = render_seed(vm)
+    assert base.source_digest == render_seed(vm).source_digest
+    assert base.source_digest != render_seed(vm, [EXTRA_KEY]).source_digest
+    net, user = vm.network_config, vm.user
+    edits = {
+        "name": dataclasses.replace(vm, name="renamed"),
+        "packages": dataclasses.replace(vm, packages=(*vm.packages, "jq")),
+        "package_update": dataclasses.replace(vm, package_update=not vm.package_update),
+        "package_upgrade": dataclasses.replace(vm, package_upgrade=not vm.package_upgrade),
+        "timezone": dataclasses.replace(vm, timezone="Europe/Berlin"),
+        "preinstalled": dataclasses.replace(vm, guest_agent=dataclasses.replace(
+            vm.guest_agent, preinstalled=not vm.guest_agent.preinstalled)),
+        "user.name": dataclasses.replace(vm, user=dataclasses.replace(user, name="other")),
+        "user.shell": dataclasses.replace(vm, user=dataclasses.replace(user, shell="/bin/sh")),
+        "ip": dataclasses.replace(vm, network_config=dataclasses.replace(
+            net, ip=ipaddress.IPv4Interface("10.0.0.250/24"))),
+        "dns": dataclasses.replace(vm, network_config=dataclasses.replace(net, dns=("9.9.9.9",))),
+        "search_domain": dataclasses.replace(vm, network_config=dataclasses.replace(
+            net, search_domain="example.org")),
+    }
+    for field_name, edited in edits.items():
+        seed = render_seed(edited)
+        assert seed.digest != base.digest, field_name  # the edit reaches the rendered seed ...
+        assert seed.source_digest != base.source_digest, field_name  # ... and the rebuild key
+
+    # The same config rendered by changed templates: the seed differs, the rebuild key does not.
+    real_render = render_module._render
+
+    def upgraded_render(template, allowed_keys, **context):
+        return real_render(template, allowed_keys, **context) + "# rendered by a newer phoenix\n"
+
+    monkeypatch.setattr(render_module, "_render", upgraded_render)
+    upgraded = render_module.render_seed(vm)
+    assert upgraded.digest != base.digest
+    assert upgraded.source_digest == base.source_digest

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,7 @@ class Seed:
     user_data: str
     network_config: str
     meta_data: str
+    source_digest: str = ""  # SeedSource.digest: what the parts were rendered from
 
     @property
     def digest(self) -> str:
@@ -151,5 +153,35 @@ class Seed:
         return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class SeedSource:
+    """What a VM's seed is rendered from: the config values and the extra keys, not the
+    templates. `recreate_on_cloud_init_change` keys on this digest, so a user's edit rebuilds an
+    opted-in VM while a Phoenix upgrade that renders the same values differently does not."""
+
+    vm: VmConfig
+    extra_keys: tuple[str, ...]
+
+    @property
+    def digest(self) -> str:
+        vm, net = self.vm, self.vm.network_config
+        source = {
+            "vmid": vm.vmid, "name": vm.name, "timezone": vm.timezone,
+            "user": {"name": vm.user.name, "keys": list(vm.user.ssh_authorized_keys),
+                     "sudo": vm.user.sudo, "shell": vm.user.shell},
+            "extra_keys": sorted(self.extra_keys),
+            "packages": list(vm.packages), "package_update": vm.package_update,
+            "package_upgrade": vm.package_upgrade,
+            "agent_preinstalled": vm.guest_agent.preinstalled,
+            "network": {"ip": str(net.ip), "gateway": str(net.gateway) if net.gateway else None,
+                        "dns": list(net.dns), "search_domain": net.search_domain,
+                        "mac_address": net.mac_address.lower(),
+                        "interface_name": net.interface_name},
+        }
+        return hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()
+
+
 def render_seed(vm: VmConfig, extra_keys: Iterable[str] = ()) -> Seed:
-    return Seed(render_user_data(vm, extra_keys), render_network_config(vm), render_meta_data(vm))
+    extra = tuple(k.strip() for k in extra_keys)
+    return Seed(render_user_data(vm, extra), render_network_config(vm), render_meta_data(vm),
+                source_digest=SeedSource(vm, extra).digest)

@@ -178,7 +178,7 @@ class PhoenixVm(pulumi.ComponentResource):
             migrate=True,
             vm_id=vm.vmid,
             name=vm.name,
-            description=description(vm, inputs.seed.digest),
+            description=description(vm, inputs.seed.source_digest),
             tags=sorted({MANAGED_TAG, *vm.tags}),
             clone=clone_args(vm),
             cpu=proxmoxve.VmLegacyCpuArgs(cores=vm.cores, sockets=1, type=vm.cpu_type),
