@@ -22,7 +22,6 @@ from phoenix.cli import main
 from phoenix.doctor.privileges import held
 
 
-
 @pytest.fixture(scope="module")
 def sshd():
     yield from running_sshd([TEST_USER])
