@@ -21,8 +21,7 @@ from phoenix.doctor.findings import Finding
 from phoenix.doctor.nodes_ssh import check_ssh
 from phoenix.readiness.pve import ENV_ENDPOINT, ENV_INSECURE, ENV_TOKEN, PveCredentials, parse_bool
 from phoenix.readiness.transport import TransportConfigError
-from phoenix.resources.settings import PROJECT, SettingsError, _nodes
-from phoenix.stackinit.pulumi_cli import PulumiCliError, PulumiStackConfig, parse_object
+from phoenix.stackinit.pulumi_cli import PROJECT, PulumiCliError, PulumiStackConfig, parse_object
 
 DEFAULT_STACK = os.environ.get("PHOENIX_STACK", "dev")
 
@@ -89,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         found, checks = api_findings(creds, config)
         findings += found
+    from phoenix.resources.settings import SettingsError, _nodes  # imports pulumi: only here
+
     try:
         nodes = _nodes(parse_object(values.get(f"{PROJECT}:nodes")))
     except SettingsError as exc:

@@ -3,9 +3,14 @@ the snippet upload and the ZFS properties need."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from phoenix.config import Config
 from phoenix.doctor.findings import Finding
-from phoenix.resources.settings import PROJECT, NodeSsh
+from phoenix.stackinit.pulumi_cli import PROJECT
+
+if TYPE_CHECKING:
+    from phoenix.resources.settings import NodeSsh
 
 CONNECT_DEADLINE_S = 15.0
 
