@@ -11,6 +11,7 @@ APT_FAST=(
   cloud-init            # `cloud-init schema` and its network-config parser
   openssh-server        # a real sshd for the paramiko layer, `phoenix init` and `phoenix doctor`
   openssh-client        # ssh-keygen for the sshd fixture; the OpenSSH baseline in benchmarks/bench_ssh.py
+  sudo                  # the SSH layer's sudo path (tests/test_ssh_remote.py)
   python3-venv          # the virtualenvs (.venv, the packaging test's)
 )
 # The real-boot suite only (`pytest -m realboot`): real qemu guests and their images.
