@@ -2,9 +2,7 @@
 tokens and ACLs) and a real sshd (tests/ssh_fixtures.py). The stack config comes from the
 STAND-IN Pulumi CLI (tests/standin_pulumi/pulumi).
 
-What fakepve does not answer like PVE is set here: a node's network interfaces (its sample has
-one bridge, not VLAN aware) are replaced per test through fakepve.shapes.FIXUPS, and a template's
-config carries `template: 1` explicitly.
+The cluster: tests/fakepve_cluster.py.
 """
 
 from __future__ import annotations
@@ -14,8 +12,9 @@ from pathlib import Path
 
 import pytest
 from fakepve import shapes
+from fakepve_cluster import bridges, ready_cluster
 from pulumi_standin import StandinPulumi
-from readiness_fixtures import TOKEN_ID, add_token
+from readiness_fixtures import TOKEN_ID
 from ssh_fixtures import TEST_USER, running_sshd
 
 from phoenix.cli import main
@@ -27,31 +26,9 @@ def sshd():
     yield from running_sshd([TEST_USER])
 
 
-def bridges(*ifaces: dict):
-    def answer(ctx):
-        return [dict({"type": "bridge", "active": 1, "families": ["inet"]}, **i) for i in ifaces] + [
-            {"iface": "eno1", "type": "eth", "active": 1}]
-    return [shapes.replace(answer)]
-
-
 @pytest.fixture
 def cluster(fakepve, fakepve_cafile, monkeypatch):
-    """A cluster where the example config would work: node pve, template 9000 with a cloud-init
-    drive and the agent, local with snippets, local-zfs for disks, vmbr0 VLAN aware."""
-    token = add_token(fakepve)
-    fakepve.add_node("pve")
-    fakepve.storages["local"]["content"] = "iso,vztmpl,backup,snippets"
-    fakepve.storages["local-zfs"] = {"type": "zfspool", "active": 1, "content": "images,rootdir",
-                                     "files": set(), "pool": "rpool/data"}
-    fakepve.add_vm(9000, "tmpl", node="pve", status="stopped", template=True, config={
-        "agent": "1", "template": 1, "ide2": "local-zfs:vm-9000-cloudinit,media=cdrom",
-        "scsi0": "local-zfs:base-9000-disk-0,size=2G"})
-    monkeypatch.setitem(shapes.FIXUPS, "/nodes/{node}/network",
-                        bridges({"iface": "vmbr0", "bridge_vlan_aware": 1}))
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", fakepve_cafile)
-    for name in ("PROXMOX_VE_ENDPOINT", "PROXMOX_VE_API_TOKEN", "PROXMOX_VE_INSECURE"):
-        monkeypatch.delenv(name, raising=False)
-    return fakepve, token
+    return fakepve, ready_cluster(fakepve, monkeypatch, fakepve_cafile)
 
 
 @pytest.fixture

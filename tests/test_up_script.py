@@ -173,3 +173,64 @@ def test_shipped_example_stack_has_no_value_that_fails_at_once(project, tmp_path
     (tmp_path / "standin-pulumi-state.json").write_text(json.dumps(
         {"config": config, "url": "file://~", "stacks": ["dev"], "calls": []}))
     assert up(project, pulumi, PULUMI_CONFIG_PASSPHRASE="pw").returncode == 0
+
+
+# --- the README's sequence, command by command ----------------------------------------------
+
+def readme_sequence() -> list[str]:
+    """The commands of the README's "First `pulumi up`" block (continuations joined)."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## First `pulumi up`"):]
+    block = section[section.index("```sh\n") + 6:section.index("\n```", section.index("```sh\n"))]
+    commands, current = [], ""
+    for line in block.splitlines():
+        if not current and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        current += line.rstrip("\\").rstrip() + " " if line.endswith("\\") else line
+        if not line.endswith("\\"):
+            commands.append(" ".join(current.split()))
+            current = ""
+    return commands
+
+
+def test_readme_sequence_reaches_pulumi_up(project, tmp_path, fakepve, fakepve_cafile, monkeypatch):
+    """Each command of the README, in order, against the stand-in Pulumi CLI, fakepve as the
+    cluster and a real sshd as the node. Substituted, and only these: the endpoint (fakepve's
+    URL), the node's address (the sshd's, with the fingerprint a user confirms at the prompt as
+    --host-key-fingerprint) and the virtualenv creation (the project copy has its .venv)."""
+    from fakepve_cluster import ready_cluster
+    from ssh_fixtures import running_sshd
+
+    from phoenix.remote.hostkeys import parse_pinned_keys
+
+    token = ready_cluster(fakepve, monkeypatch, fakepve_cafile)
+    commands = readme_sequence()
+    assert commands[0].startswith("ssh-keygen") and commands[-1] == "scripts/up.sh", commands
+    pulumi = StandinPulumi.create(tmp_path, url=None, stacks=())
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    env = pulumi.env({"PATH": "/usr/bin:/bin", "HOME": str(home), "PROXMOX_VE_API_TOKEN": token,
+                      "REQUESTS_CA_BUNDLE": fakepve_cafile})
+    servers = running_sshd(["root"])
+    sshd = next(servers)
+    try:
+        fingerprint = parse_pinned_keys([sshd.host_key_line])[0].fingerprint
+        for command in commands:
+            command = command.replace("https://pve.lab.internal:8006/", fakepve.url + "/")
+            command = command.replace("--node-address 10.0.0.2", f"--node-address 127.0.0.1 --node-port "
+                                      f"{sshd.port} --host-key-fingerprint {fingerprint}")
+            command = command.replace("python3 -m venv .venv && ", "")
+            if command.startswith("export "):
+                name, _, value = command[len("export "):].partition("=")
+                env[name] = value.strip("'")
+                continue
+            done = subprocess.run(["bash", "-c", command], cwd=project, env=env, capture_output=True,
+                                  text=True, timeout=120, check=False)
+            assert done.returncode == 0, (command, done.stdout, done.stderr)
+            if command.startswith("ssh-keygen"):  # "then append ... on every node"
+                sshd.authorize("root", (home / ".ssh" / "phoenix_ed25519.pub").read_text())
+    finally:
+        next(servers, None)
+    assert ["up", "--stack", "dev"] in pulumi.calls
+    assert pulumi.config["phoenix-hypervisor:nodes"]["pve"]["hostKeys"] == [
+        " ".join(sshd.host_key_line.split()[:2])]
