@@ -32,9 +32,17 @@ def test_cleans_up():
 '''
 
 
-def inner_run(tmp_path: Path, body: str) -> subprocess.CompletedProcess:
+UNTAGGED = '''
+import subprocess
+
+def test_makes_an_untagged_user():
+    subprocess.run(["useradd", "-M", "phxuntagged"], check=True)
+'''
+
+
+def inner_run(tmp_path: Path, body: str, ci: str = "") -> subprocess.CompletedProcess:
     (tmp_path / "test_inner.py").write_text(body)
-    env = dict(os.environ, PYTHONPATH=str(TESTS))
+    env = dict(os.environ, PYTHONPATH=str(TESTS), CI=ci)
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "host_hygiene", "-p", "no:cacheprovider",
                            "--rootdir", str(tmp_path), "-c", os.devnull, str(tmp_path / "test_inner.py")],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
@@ -67,3 +75,16 @@ def test_a_clean_run_passes(as_root, tmp_path):
     done = inner_run(tmp_path, CLEAN)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "left these on the host" not in done.stdout
+
+
+@pytest.mark.parametrize("ci", ["true", ""])
+def test_untagged_newcomers_fail_under_ci_and_are_reported_elsewhere(as_root, tmp_path, ci):
+    try:
+        done = inner_run(tmp_path, UNTAGGED, ci=ci)
+        assert "new on the host during the run, not tagged" in done.stdout
+        assert "  user phxuntagged" in done.stdout
+        assert done.returncode == (1 if ci else 0), done.stdout
+        # not removed: it may be another run's
+        assert subprocess.run(["id", "phxuntagged"], capture_output=True, check=False).returncode == 0
+    finally:
+        subprocess.run(["userdel", "phxuntagged"], capture_output=True, check=False)
