@@ -43,6 +43,9 @@ fi
 # A self-managed backend (file://, s3://, ...) encrypts the stack's secrets with a passphrase.
 # Pulumi asks for it on every command; this script runs several, and CI has no terminal.
 backend=$(pulumi whoami --json 2>/dev/null | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin).get("url",""))' 2>/dev/null || true)
+if [ -z "$backend" ]; then  # CLIs without `whoami --json`
+  backend=$(pulumi whoami --verbose 2>/dev/null | sed -n 's/^Backend URL: *//p' || true)
+fi
 uses_passphrase=no
 case "$backend" in https://*) ;; *) uses_passphrase=yes ;; esac
 if [ -f "Pulumi.$STACK.yaml" ] && grep -q '^encryptionsalt:' "Pulumi.$STACK.yaml"; then

@@ -135,3 +135,19 @@ def test_check_reports_missing_keys(tmp_path):
     done = init(pulumi, "--check")
     assert done.returncode == 1
     assert "proxmoxve:endpoint: not set" in done.stderr
+
+
+def test_a_host_key_given_as_a_flag_is_pinned_without_fetching(tmp_path, sshd):
+    pulumi = StandinPulumi.create(tmp_path)
+    line = " ".join(sshd.host_key_line.split()[:2])
+    # 192.0.2.1 (TEST-NET-1) is never contacted: nothing is fetched when the key is given
+    done = init(pulumi, "--node", "pve", "--node-address", "192.0.2.1", "--host-key", line + " from-console")
+    assert done.returncode == 1, done.stderr  # written; the check then names what is still missing
+    assert "stack dev: set phoenix-hypervisor:nodes.pve.address" in done.stdout
+    assert "proxmoxve:endpoint: not set" in done.stderr
+    assert pulumi.config["phoenix-hypervisor:nodes"] == {"pve": {"address": "192.0.2.1", "hostKeys": [line]}}
+    assert "offers these SSH host keys" not in done.stdout
+
+    bad = init(StandinPulumi.create(tmp_path), "--node", "pve", "--node-address", "192.0.2.1",
+               "--host-key", "ssh-ed25519 notbase64!")
+    assert bad.returncode == 1 and "--host-key: host key line 1: the key is not valid base64" in bad.stderr

@@ -152,9 +152,14 @@ def test_complete_config_reaches_pulumi_up_and_pip_runs_once(project, tmp_path, 
     assert any(c[:2] == ["config", "get"] for c in pulumi.calls[:up_index])
 
 
-def test_cloud_backend_needs_no_passphrase(project, tmp_path, pulumi_private_key):
+@pytest.mark.parametrize("whoami_json", [True, False])
+def test_cloud_backend_needs_no_passphrase(project, tmp_path, pulumi_private_key, whoami_json):
     pulumi = StandinPulumi.create(tmp_path, config=complete_config(pulumi_private_key, host_key_line()),
                                   url="https://api.pulumi.com")
+    if not whoami_json:  # an older CLI: the backend comes from `whoami --verbose`
+        state = pulumi.state
+        state["no_json"] = True
+        pulumi.state_file.write_text(json.dumps(state))
     done = up(project, pulumi)
     assert done.returncode == 0, done.stderr
 

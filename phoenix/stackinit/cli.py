@@ -142,6 +142,8 @@ def gather(args: argparse.Namespace, prompt: Prompter) -> tuple[Answers, list[st
         problems += [f"{p.key}: {p.message}" for p in ssh_key_problems(values)]
     if a.address and not a.node:
         problems.append("--node-address needs --node (the node's name in Proxmox)")
+    if args.host_key and not (a.node and a.address):
+        problems.append("--host-key needs --node and --node-address")
     return a, problems
 
 
