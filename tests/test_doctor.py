@@ -166,3 +166,27 @@ def test_held_uses_the_nearest_listed_path():
     assert held(perms, "/vms/9000") == {"VM.Clone"}
     assert held(perms, "/vms/8001") == {"VM.Audit"}
     assert held({}, "/storage/local") == set()
+
+
+def test_pve8_needs_vm_monitor_for_the_agent(cluster, sshd, tmp_path, monkeypatch, vm_file, capsys):
+    from fakepve import shapes as fake_shapes
+
+    pve, token = cluster
+    pve.version, pve.release_version = "8.4.1", "8.4"
+    pve.acl = {TOKEN_ID: [("/", set(fake_shapes.PRIVILEGES) - {"VM.Monitor"})]}
+    stack(tmp_path, monkeypatch, pve, token, sshd, vm_file)
+    code, problems, _ = doctor(capsys)
+    lacks = sorted(p.split(": ", 2)[2].split(" -> ")[0] for p in problems if "lacks" in p)
+    assert code == 1 and lacks == ["lacks VM.Monitor on /vms/8001", "lacks VM.Monitor on /vms/8002"]
+
+
+def test_an_unreachable_endpoint_is_one_line(cluster, sshd, tmp_path, monkeypatch, vm_file, capsys):
+    from ssh_fixtures import free_port
+
+    pve, token = cluster
+    stack(tmp_path, monkeypatch, pve, token, sshd, vm_file,
+          **{"proxmoxve:endpoint": f"https://127.0.0.1:{free_port()}/"})
+    code, problems, _ = doctor(capsys)
+    assert code == 1 and len(problems) == 1
+    assert problems[0].startswith("problem: API: cannot reach https://127.0.0.1:")
+    assert "check proxmoxve:endpoint" in problems[0]
