@@ -11,7 +11,7 @@ else
 fi
 
 echo "== lint (ruff)"
-.venv/bin/ruff check phoenix tests benchmarks __main__.py
+.venv/bin/ruff check phoenix tests benchmarks __main__.py setup.py
 
 echo "== fast suite"
 .venv/bin/python -m pytest -q
