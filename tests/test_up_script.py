@@ -239,3 +239,15 @@ def test_readme_sequence_reaches_pulumi_up(project, tmp_path, fakepve, fakepve_c
     assert ["up", "--stack", "dev"] in pulumi.calls
     assert pulumi.config["phoenix-hypervisor:nodes"]["pve"]["hostKeys"] == [
         " ".join(sshd.host_key_line.split()[:2])]
+
+
+def test_an_encrypted_key_is_named_with_how_to_make_a_plain_one(project, tmp_path):
+    key = tmp_path / "enc"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "a passphrase", "-f", str(key)], check=True)
+    config = complete_config(key.read_text(), host_key_line())
+    pulumi = StandinPulumi.create(tmp_path, config=config)
+    done = up(project, pulumi, PULUMI_CONFIG_PASSPHRASE="pw")
+    assert done.returncode == 1 and not ran_up(pulumi)
+    assert ("phoenix-hypervisor:sshPrivateKey: the SSH private key is encrypted and no passphrase was given"
+            in done.stderr)
+    assert "ssh-keygen -t ed25519 -N '' -f ~/.ssh/phoenix_ed25519" in done.stderr
