@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STANDIN_DIR = Path(__file__).resolve().parent / "standin_pulumi"
+SECRET_KEYS = ("proxmoxve:apiToken", "phoenix-hypervisor:sshPrivateKey")
 
 
 @dataclass
@@ -18,8 +19,11 @@ class StandinPulumi:
 
     @classmethod
     def create(cls, directory: Path, config: dict | None = None, *, url: str | None = "file://~",
-               stacks: tuple[str, ...] = ("dev",)) -> StandinPulumi:
-        state = {"config": config or {}, "url": url, "stacks": list(stacks), "calls": []}
+               stacks: tuple[str, ...] = ("dev",), plaintext: tuple[str, ...] = ()) -> StandinPulumi:
+        """`plaintext`: secret keys stored as if set without --secret (the others were)."""
+        config = config or {}
+        secret = [k for k in SECRET_KEYS if k in config and k not in plaintext]
+        state = {"config": config, "url": url, "stacks": list(stacks), "calls": [], "secret_keys": secret}
         path = directory / "standin-pulumi-state.json"
         path.write_text(json.dumps(state))
         return cls(path)

@@ -149,7 +149,7 @@ def test_complete_config_reaches_pulumi_up_and_pip_runs_once(project, tmp_path, 
     # the stack was selected, not created again; the config was checked before `up`
     assert [c for c in pulumi.calls if c[:2] == ["stack", "init"]] == []
     up_index = pulumi.calls.index(["up", "--stack", "dev", "--yes"])
-    assert any(c[:2] == ["config", "get"] for c in pulumi.calls[:up_index])
+    assert ["config", "--json", "--show-secrets", "--stack", "dev"] in pulumi.calls[:up_index]
 
 
 @pytest.mark.parametrize("whoami_json", [True, False])
@@ -175,8 +175,7 @@ def test_shipped_example_stack_has_no_value_that_fails_at_once(project, tmp_path
     assert all(": not set" in p or "has no entry" in p for p in problems), problems
     config.update(complete_config(pulumi_private_key, host_key_line()))
     config.update({k: str(v) for k, v in shipped.items()})
-    (tmp_path / "standin-pulumi-state.json").write_text(json.dumps(
-        {"config": config, "url": "file://~", "stacks": ["dev"], "calls": []}))
+    pulumi = StandinPulumi.create(tmp_path, config=config)
     assert up(project, pulumi, PULUMI_CONFIG_PASSPHRASE="pw").returncode == 0
 
 
@@ -251,3 +250,24 @@ def test_an_encrypted_key_is_named_with_how_to_make_a_plain_one(project, tmp_pat
     assert ("phoenix-hypervisor:sshPrivateKey: the SSH private key is encrypted and no passphrase was given"
             in done.stderr)
     assert "ssh-keygen -t ed25519 -N '' -f ~/.ssh/phoenix_ed25519" in done.stderr
+
+
+def test_secrets_set_without_secret_are_named(project, tmp_path, pulumi_private_key):
+    pulumi = StandinPulumi.create(tmp_path, config=complete_config(pulumi_private_key, host_key_line()),
+                                  plaintext=("proxmoxve:apiToken",))
+    done = up(project, pulumi, PULUMI_CONFIG_PASSPHRASE="pw")
+    assert done.returncode == 1 and not ran_up(pulumi)
+    assert "proxmoxve:apiToken: is stored in plain text in the stack file, not as a secret" in done.stderr
+    assert "pulumi config set --secret proxmoxve:apiToken" in done.stderr
+    assert "sshPrivateKey: is stored in plain text" not in done.stderr
+    assert "0b7c3f1e" not in done.stderr  # the token itself is not shown
+
+
+def test_older_cli_without_config_json_is_asked_key_by_key(project, tmp_path, pulumi_private_key):
+    pulumi = StandinPulumi.create(tmp_path, config=complete_config(pulumi_private_key, host_key_line()))
+    state = pulumi.state
+    state["no_json"] = True
+    pulumi.state_file.write_text(json.dumps(state))
+    done = up(project, pulumi, PULUMI_CONFIG_PASSPHRASE="pw")
+    assert done.returncode == 0, done.stderr
+    assert ["config", "get", "proxmoxve:endpoint", "--stack", "dev"] in pulumi.calls

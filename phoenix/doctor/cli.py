@@ -72,7 +72,7 @@ def api_findings(creds: PveCredentials, config) -> tuple[list[Finding], int]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        values = PulumiStackConfig(args.stack).get_all()
+        values, _ = PulumiStackConfig(args.stack).read()
     except PulumiCliError as exc:
         return fail(exc, EXIT_INVALID)
     path = args.file or values.get(f"{PROJECT}:vmConfigFile") or "phoenix_vm_configs.json"

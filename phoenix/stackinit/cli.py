@@ -213,10 +213,10 @@ def write(stack: PulumiStackConfig, a: Answers) -> list[str]:
 
 def run_check(stack: PulumiStackConfig) -> int:
     try:
-        values = stack.get_all()
+        values, plaintext = stack.read()
     except PulumiCliError as exc:
         return fail(exc, EXIT_INVALID)
-    problems = stack_problems(values, PROJECT_DIR())
+    problems = stack_problems(values, PROJECT_DIR(), plaintext)
     if not problems:
         print(f"stack {stack.stack}: the config is complete")
         return EXIT_OK

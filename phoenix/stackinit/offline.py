@@ -111,11 +111,22 @@ def node_problems(values: Mapping[str, str | None], zfs_nodes: list[tuple[str, s
     return problems
 
 
-def stack_problems(values: Mapping[str, str | None], project_dir: Path) -> list[StackProblem]:
+def plaintext_secret_problems(plaintext: set[str]) -> list[StackProblem]:
+    """Secrets set without --secret sit in plain text in Pulumi.<stack>.yaml (and in git once
+    it is committed)."""
+    how = {"proxmoxve:apiToken": "'USER@REALM!TOKENID=SECRET'  (and revoke the exposed token in PVE)",
+           f"{PROJECT}:sshPrivateKey": "< ~/.ssh/phoenix_ed25519  (and replace the key if the file was shared)"}
+    return [StackProblem(key, "is stored in plain text in the stack file, not as a secret",
+                         f"pulumi config set --secret {key} {how[key]}")
+            for key in sorted(plaintext) if key in how]
+
+
+def stack_problems(values: Mapping[str, str | None], project_dir: Path,
+                   plaintext: set[str] | None = None) -> list[StackProblem]:
     """Every problem of the stack config and the VM config it names, in the order to fix them."""
     from phoenix.config import ConfigError, ConfigFileError, load_config
 
-    problems = proxmox_problems(values) + ssh_key_problems(values)
+    problems = proxmox_problems(values) + plaintext_secret_problems(plaintext or set()) + ssh_key_problems(values)
     vm_file = values.get(f"{PROJECT}:vmConfigFile") or "phoenix_vm_configs.json"
     path = Path(vm_file) if Path(vm_file).is_absolute() else project_dir / vm_file
     try:

@@ -65,6 +65,21 @@ class PulumiStackConfig:
     def get_all(self) -> dict[str, str | None]:
         return {key: self.get(key) for key in KEYS}
 
+    def read(self) -> tuple[dict[str, str | None], set[str]]:
+        """Every key the program reads, and which of the secret ones are stored in plain text.
+        One `pulumi config --json --show-secrets` ({key: {value, secret, objectValue}}); a CLI
+        that cannot answer it is asked key by key (secrecy then unknown)."""
+        done = self._run(["config", "--json", "--show-secrets"])
+        try:
+            data = json.loads(done.stdout) if done.returncode == 0 else None
+        except json.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict):
+            return self.get_all(), set()
+        values = {key: _text(data[key]) if isinstance(data.get(key), dict) else None for key in KEYS}
+        plain = {key for key in SECRET_KEYS if isinstance(data.get(key), dict) and data[key].get("secret") is False}
+        return values, plain
+
     def set(self, key: str, value: str, *, secret: bool = False, path: bool = False) -> None:
         """`pulumi config set KEY` with the value on standard input (never on the command line)."""
         args = ["config", "set", key]
@@ -75,6 +90,14 @@ class PulumiStackConfig:
         done = self._run(args, stdin=value)
         if done.returncode != 0:
             raise PulumiCliError(_first_line(done.stderr) or f"`pulumi config set {key}` failed")
+
+
+def _text(entry: dict) -> str | None:
+    """A `config --json` entry as `config get` prints it (objects as JSON)."""
+    if "objectValue" in entry and not isinstance(entry.get("value"), str):
+        return json.dumps(entry["objectValue"])
+    value = entry.get("value")
+    return None if value is None else str(value)
 
 
 def parse_object(text: str | None) -> Any:
