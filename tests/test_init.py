@@ -151,3 +151,12 @@ def test_a_host_key_given_as_a_flag_is_pinned_without_fetching(tmp_path, sshd):
     bad = init(StandinPulumi.create(tmp_path), "--node", "pve", "--node-address", "192.0.2.1",
                "--host-key", "ssh-ed25519 notbase64!")
     assert bad.returncode == 1 and "--host-key: host key line 1: the key is not valid base64" in bad.stderr
+
+
+def test_without_the_pulumi_cli_init_says_where_to_get_it(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "phoenix", "init", "--check"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert done.stderr == ("error: the Pulumi CLI (pulumi) is not installed: "
+                           "https://www.pulumi.com/docs/install/\n")

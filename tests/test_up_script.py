@@ -271,3 +271,11 @@ def test_older_cli_without_config_json_is_asked_key_by_key(project, tmp_path, pu
     done = up(project, pulumi, PULUMI_CONFIG_PASSPHRASE="pw")
     assert done.returncode == 0, done.stderr
     assert ["config", "get", "proxmoxve:endpoint", "--stack", "dev"] in pulumi.calls
+
+
+def test_phoenix_stack_selects_another_stack(project, tmp_path, pulumi_private_key):
+    pulumi = StandinPulumi.create(tmp_path, config=complete_config(pulumi_private_key, host_key_line()),
+                                  stacks=())
+    done = up(project, pulumi, PULUMI_CONFIG_PASSPHRASE="pw", PHOENIX_STACK="prod")
+    assert done.returncode == 0, done.stderr
+    assert ["stack", "init", "prod"] in pulumi.calls and ["up", "--stack", "prod", "--yes"] in pulumi.calls
