@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from phoenix.cli_support import EXIT_INVALID, EXIT_OK, fail, load_or_report
+from phoenix.config import Config
 from phoenix.doctor import cluster
 from phoenix.doctor.api import ApiError, ApiUnusable, ClusterApi
 from phoenix.doctor.findings import Finding
@@ -43,7 +44,7 @@ def _credentials(values: dict[str, str | None]) -> PveCredentials:
     return creds
 
 
-def api_findings(creds: PveCredentials, config) -> tuple[list[Finding], int]:
+def api_findings(creds: PveCredentials, config: Config) -> tuple[list[Finding], int]:
     """Every API check; -> (findings, number of checks run)."""
     api = ClusterApi(creds)
     findings: list[Finding] = []
