@@ -1,4 +1,4 @@
-"""A real OpenSSH server for the SSH layer's tests (helper area "ssh").
+"""A real OpenSSH server for the SSH layer's tests.
 
 `sshd -f CONFIG -D -e` on a free 127.0.0.1 port with its own host key, an AuthorizedKeysFile
 per user inside the fixture's directory (nobody's ~/.ssh is touched) and an optional directory

@@ -40,7 +40,7 @@ def test_user_data_content(example):
     sshd = doc["write_files"][0]
     assert sshd["path"] == "/etc/ssh/sshd_config.d/10-phoenix.conf"
     assert "PermitRootLogin no" in sshd["content"] and "PasswordAuthentication no" in sshd["content"]
-    # the seed's lessons: the agent is installed and started; growth never names a device
+    # the original plan's lessons: the agent is installed and started; growth never names a device
     assert doc["packages"] == ["qemu-guest-agent", "htop"]
     assert any("systemctl start qemu-guest-agent" in " ".join(cmd) for cmd in doc["runcmd"])
     assert doc["growpart"] == {"mode": "auto", "devices": ["/"], "ignore_growroot_disabled": False}

@@ -7,7 +7,7 @@ docker.io drops a stand-in `docker` next to itself). /usr/local/bin (which holds
 client on some machines) is left off PATH. Groups and users are real: the test creates
 `phx<run>-dev` and `phx<run>-dev-ops` and the `docker` group, and removes them afterwards
 (the group only if it did not exist).
-The real install runs in the qemu guest (issue 5).
+The real install runs in the qemu guest (test_localboot_realboot.py).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def test_script_hash_covers_the_delete_script():
 # --- the Docker feature ---------------------------------------------------------------------
 
 def test_seed_group_check_is_fooled_by_dev_ops(docker_host):
-    # Why the seed's check had to go: only DEV_OPS is in the group, yet it says DEV is.
+    # Why the original plan's check had to go: only DEV_OPS is in the group, yet it says DEV is.
     seed = subprocess.run(["bash", "-c", f'getent group docker | grep -q "\\b{DEV}\\b"'],
                           check=False)
     assert seed.returncode == 0
