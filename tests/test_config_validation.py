@@ -150,7 +150,7 @@ def test_package_with_version_is_fine(doc):
 
 
 @pytest.mark.parametrize("user", ["root", "Admin", "a b", "x" * 40])
-def run_user_name(doc, user):
+def test_user_name(doc, user):
     doc["vms"][0]["user"] = {"name": user}
     assert "user.name:" in only_problem(doc)
 
