@@ -1,6 +1,6 @@
-"""Benchmark: first boot of the seed's user-data vs our fast path, on real qemu guests.
+"""Benchmark: first boot of the original plan's user-data vs our fast path, on real qemu guests.
 
-- seed: the image without agent (like a stock cloud image) and the seed's Stage 1 user-data
+- seed: the image without agent (like a stock cloud image) and the original plan's Stage 1 user-data
   verbatim (package_update + install qemu-guest-agent + its runcmd).
 - fast: the image with the agent baked in and the VM's rendered user-data with
   package_update: false (VM 8102 of tests/data/realboot_vms.json).

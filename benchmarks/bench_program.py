@@ -83,7 +83,7 @@ def case_program(n: int) -> dict:
 
 def _constant_vm(i: int, user_data: str, prefix: str, opts=None):
     """Three FileLegacy snippets and a VmLegacy with constant arguments of the program's shape and
-    size (the issue's bare baseline; the same-graph baseline adds what the program adds)."""
+    size (the bare baseline; the same-graph baseline adds what the program adds)."""
     import pulumi_proxmoxve as proxmoxve
 
     for part in ("user-data", "network-config", "meta-data"):
@@ -113,7 +113,7 @@ def _constant_vm(i: int, user_data: str, prefix: str, opts=None):
 
 
 def case_baseline(n: int) -> dict:
-    """The issue's bare baseline: the same number of VmLegacy and FileLegacy with constant
+    """The bare baseline: the same number of VmLegacy and FileLegacy with constant
     arguments of the same shape and size; no config, rendering, components or Outputs between them."""
     import pulumi
 

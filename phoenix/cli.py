@@ -30,6 +30,8 @@ PLUGGED_COMMANDS = {
     "phoenix.readiness.cli": ("wait", "wait for a VM's guest agent and cloud-init through the PVE API"),
     "phoenix.localboot.cli": ("boot", "boot a VM's first boot locally in qemu and report on it"),
     "phoenix.remote.cli": ("ssh", "Pulumi's SSH key: print its public half, rotate it on a host"),
+    "phoenix.stackinit.cli": ("init", "write the stack config for a first `pulumi up` (or --check it offline)"),
+    "phoenix.doctor.cli": ("doctor", "check the cluster with your token before the first `pulumi up`"),
 }
 
 

@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
-# Install what the tests need on a Debian/Ubuntu machine: the real peers the tests talk to
-# (cloud-init's validator, OpenSSH's sshd, qemu + debootstrap for the real-boot tests) and a
+# Install what the tests need on a Debian/Ubuntu machine: the real peers the tests talk to and a
 # virtualenv with the pinned Python dependencies. Safe to run again.
+#   scripts/setup-test-env.sh           everything (fast suite + real-boot suite)
+#   scripts/setup-test-env.sh --fast    only what the fast suite needs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(
+# The fast suite (`pytest`, scripts/test.sh --fast).
+APT_FAST=(
   cloud-init            # `cloud-init schema` and its network-config parser
-  openssh-server        # a real sshd for the paramiko layer
-  openssh-client        # the OpenSSH baseline in benchmarks/bench_ssh.py
-  qemu-system-x86 qemu-utils   # real guests for the first-boot tests
-  debootstrap fdisk e2fsprogs genisoimage   # building the guest image and its NoCloud seed
-  python3-venv
+  openssh-server        # a real sshd for the paramiko layer, `phoenix init` and `phoenix doctor`
+  openssh-client        # ssh-keygen for the sshd fixture; the OpenSSH baseline in benchmarks/bench_ssh.py
+  sudo                  # the SSH layer's sudo path (tests/test_ssh_remote.py)
+  python3-venv          # the virtualenvs (.venv, the packaging test's)
 )
+# The real-boot suite only (`pytest -m realboot`): real qemu guests and their images.
+APT_REALBOOT=(
+  qemu-system-x86 qemu-utils                  # the guests
+  debootstrap fdisk e2fsprogs genisoimage     # building the guest image and its NoCloud seed
+)
+
+APT_PACKAGES=("${APT_FAST[@]}")
+if [ "${1:-}" != "--fast" ]; then
+  APT_PACKAGES+=("${APT_REALBOOT[@]}")
+fi
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -37,6 +48,6 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -r requirements-dev.txt
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 echo "setup: ready (.venv)"

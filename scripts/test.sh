@@ -5,10 +5,14 @@
 #   scripts/test.sh --fast     only the fast suite (a minute)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup-test-env.sh
+if [ "${1:-}" = "--fast" ]; then
+  bash scripts/setup-test-env.sh --fast   # no qemu/debootstrap for the fast suite
+else
+  bash scripts/setup-test-env.sh
+fi
 
 echo "== lint (ruff)"
-.venv/bin/ruff check phoenix tests benchmarks __main__.py
+.venv/bin/ruff check phoenix tests benchmarks __main__.py setup.py
 
 echo "== fast suite"
 .venv/bin/python -m pytest -q

@@ -1,4 +1,6 @@
-"""Shared fixtures: a config built from the example file or generated, and a test SSH key."""
+"""Shared fixtures: a config built from the example file or generated, and a test SSH key.
+At the end of the run, a check that the tests left no user, file or process on the host
+(host_hygiene.py): anything left fails the run."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from host_hygiene import pytest_sessionfinish, pytest_sessionstart  # noqa: F401 - pytest hooks
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIG = ROOT / "phoenix_vm_configs.json"

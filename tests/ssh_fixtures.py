@@ -1,13 +1,18 @@
-"""A real OpenSSH server for the SSH layer's tests (helper area "ssh").
+"""A real OpenSSH server for the SSH layer's tests.
 
 `sshd -f CONFIG -D -e` on a free 127.0.0.1 port with its own host key, an AuthorizedKeysFile
 per user inside the fixture's directory (nobody's ~/.ssh is touched) and an optional directory
 of clearly named stand-in executables put first on the sessions' PATH (sshd's `SetEnv`).
 Needs root (sshd must switch users); the tests skip with the reason when not root.
+
+Everything made on the host is removed when the server stops: the users it created (named for
+this run, see host_hygiene.py), its directory, and /run/sshd when it made it and no other sshd
+uses it. tests/conftest.py checks at the end of the run that nothing is left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -19,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from host_hygiene import run_user_name, temp_prefix
 
 SSHD = "/usr/sbin/sshd"
-TEST_USER = "phxssh"  # an unprivileged login for the tests (created if missing)
+TEST_USER = run_user_name("ssh")  # an unprivileged login for the tests, made for this run
+PRIVSEP_DIR = Path("/run/sshd")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -32,13 +39,51 @@ def need_root_and_sshd() -> None:
         pytest.skip("openssh-server / ssh-keygen not installed (apt-get install openssh-server)")
 
 
-def ensure_user(name: str, home: bool = True) -> None:
-    """Create a local user once; `usermod -p '*'` unlocks it for key login without a password
-    (with `UsePAM no`, sshd refuses a locked `!` account)."""
-    if subprocess.run(["id", "-u", name], check=False, capture_output=True).returncode != 0:
-        args = ["useradd", "-s", "/bin/bash"] + (["-m"] if home else ["-M"]) + [name]
+def user_exists(name: str) -> bool:
+    return subprocess.run(["id", "-u", name], check=False, capture_output=True).returncode == 0
+
+
+def ensure_user(name: str, home: bool = True, shell: str = "/bin/bash") -> bool:
+    """Create a local user if missing; `usermod -p '*'` unlocks it for key login without a
+    password (with `UsePAM no`, sshd refuses a locked `!` account). -> True if it was created
+    (then the caller removes it: remove_user)."""
+    created = False
+    if not user_exists(name):
+        args = ["useradd", "-s", shell] + (["-m"] if home else ["-M"]) + [name]
         subprocess.run(args, check=True, capture_output=True)
+        created = True
     subprocess.run(["usermod", "-p", "*", name], check=True, capture_output=True)
+    return created
+
+
+def remove_user(name: str) -> None:
+    """Remove a user this run created, with its home and mail spool."""
+    subprocess.run(["userdel", "-r", name], check=False, capture_output=True)
+    if user_exists(name):
+        subprocess.run(["userdel", "-f", name], check=False, capture_output=True)
+
+
+@contextlib.contextmanager
+def host_users(*roles: str) -> Iterator[list[str]]:
+    """Users without a home or login shell, named for this run; removed afterwards."""
+    names = [run_user_name(role) for role in roles]
+    created = [name for name in names if ensure_user(name, home=False, shell="/usr/sbin/nologin")]
+    try:
+        yield names
+    finally:
+        for name in created:
+            remove_user(name)
+
+
+def _other_sshd_running(own: subprocess.Popen | None) -> bool:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (own is None or int(entry.name) != own.pid):
+            try:
+                if Path(entry / "exe").resolve() == Path(SSHD).resolve():
+                    return True
+            except OSError:
+                continue
+    return False
 
 
 def keygen(path: Path, kind: str = "ed25519") -> tuple[str, str]:
@@ -66,6 +111,8 @@ class SshServer:
     process: subprocess.Popen | None = None
     stderr_path: Path = field(init=False)
     host: str = "127.0.0.1"
+    created_users: list[str] = field(default_factory=list)
+    created_privsep_dir: bool = False
 
     def authorize(self, user: str, public_line: str) -> None:
         path = self.workdir / "authorized_keys" / user
@@ -74,6 +121,7 @@ class SshServer:
         path.chmod(0o644)
 
     def stop(self) -> None:
+        """Stop sshd and remove what start_sshd made: its users, its directory, /run/sshd."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -81,18 +129,27 @@ class SshServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        for user in self.created_users:
+            remove_user(user)
+        self.created_users = []
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.created_privsep_dir and not _other_sshd_running(None):
+            with contextlib.suppress(OSError):
+                PRIVSEP_DIR.rmdir()  # only when empty: another sshd's privsep would be in use
+            self.created_privsep_dir = False
 
 
 def start_sshd(users: list[str], extra_config: str = "", path: str = DEFAULT_PATH) -> SshServer:
     need_root_and_sshd()
     # Not pytest's tmp_path: that is 0700 and the test users must read their key files and
     # run the stand-ins.
-    workdir = Path(tempfile.mkdtemp(prefix="phoenix-sshd-"))
+    workdir = Path(tempfile.mkdtemp(prefix=temp_prefix("sshd")))
     workdir.chmod(0o755)
     (workdir / "authorized_keys").mkdir(mode=0o755)
     standin_bin = workdir / "standin-bin"
     standin_bin.mkdir(mode=0o755)
-    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
+    created_privsep_dir = not PRIVSEP_DIR.exists()
+    PRIVSEP_DIR.mkdir(exist_ok=True)  # privilege separation directory
     keygen(workdir / "ssh_host_ed25519_key")
     host_key_line = (workdir / "ssh_host_ed25519_key.pub").read_text().strip()
     client_key, client_public = keygen(workdir / "client_key")
@@ -117,16 +174,16 @@ SetEnv PATH={standin_bin}:{path}
 LogLevel VERBOSE
 {extra_config}
 """)
-    for user in users:
-        if user != "root":
-            ensure_user(user)
+    created = [user for user in users if user != "root" and ensure_user(user)]
     server = SshServer(workdir, port, host_key_line, client_key, client_public, standin_bin,
-                       list(users))
+                       list(users), created_users=created, created_privsep_dir=created_privsep_dir)
     for user in users:
         server.authorize(user, client_public)
     check = subprocess.run([SSHD, "-t", "-f", str(config)], check=False, capture_output=True,
                            text=True)
-    assert check.returncode == 0, check.stderr
+    if check.returncode != 0:
+        server.stop()
+        raise AssertionError(check.stderr)
     server.stderr_path = workdir / "sshd.log"
     server.process = subprocess.Popen([SSHD, "-f", str(config), "-D", "-e"],
                                       stdout=subprocess.DEVNULL,
@@ -140,8 +197,9 @@ LogLevel VERBOSE
             if server.process.poll() is not None:
                 break
             time.sleep(0.05)
+    log = server.stderr_path.read_text()[-2000:]
     server.stop()
-    raise RuntimeError("sshd did not start: " + server.stderr_path.read_text()[-2000:])
+    raise RuntimeError("sshd did not start: " + log)
 
 
 def running_sshd(users: list[str], extra_config: str = "",
@@ -153,4 +211,3 @@ def running_sshd(users: list[str], extra_config: str = "",
         yield server
     finally:
         server.stop()
-        shutil.rmtree(server.workdir, ignore_errors=True)

@@ -51,7 +51,7 @@ def test_user_data_content(example):
     sshd = doc["write_files"][0]
     assert sshd["path"] == "/etc/ssh/sshd_config.d/10-phoenix.conf"
     assert "PermitRootLogin no" in sshd["content"] and "PasswordAuthentication no" in sshd["content"]
-    # the seed's lessons: the agent is installed and started; growth never names a device.
+    # the original plan's lessons: the agent is installed and started; growth never names a device.
     # The agent is installed on its own (bootcmd), never in the user's `packages` list, whose
     # single `apt-get install` fails as a whole for one bad name.
     assert doc["packages"] == ["htop"]

@@ -137,9 +137,9 @@ def test_docker_feature_installs_docker_and_reruns_as_a_no_op(docker_vm: LocalBo
 
 
 def test_seed_resize2fs_on_virtio_is_caught(agent_image: BootImage) -> None:
-    """The seed's hard-coded `resize2fs /dev/sda1` fails on a virtio disk (/dev/vda1).
+    """The original plan's hard-coded `resize2fs /dev/sda1` fails on a virtio disk (/dev/vda1).
 
-    Verbatim, the seed's runcmd hides that failure: runcmd is one shell script without `set -e`,
+    Verbatim, the original plan's runcmd hides that failure: runcmd is one shell script without `set -e`,
     so its exit status is that of the last line (`systemctl enable --now`, which succeeds) and
     cloud-init reports `done` (see docs/localboot.md). With the resize2fs line last its failure
     reaches cloud-init, which must end in `error`, and the readiness error must name it.

@@ -5,8 +5,9 @@ Docker cannot be installed on this host, so the Docker feature runs with CLEARLY
 STAND-INS first on the session's PATH: `apt-get` (records its arguments; "installing"
 docker.io drops a stand-in `docker` next to itself). /usr/local/bin (which holds a real docker
 client on some machines) is left off PATH. Groups and users are real: the test creates
-`phxdev` and `phxdev-ops` and the `docker` group (removed afterwards if it did not exist).
-The real install runs in the qemu guest (issue 5).
+`phx<run>-dev` and `phx<run>-dev-ops` and the `docker` group, and removes them afterwards
+(the group only if it did not exist).
+The real install runs in the qemu guest (test_localboot_realboot.py).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from ssh_fixtures import TEST_USER, keygen, running_sshd
+from host_hygiene import run_user_name
+from ssh_fixtures import TEST_USER, host_users, keygen, running_sshd
 
 from phoenix.features.catalog import FEATURES, FeatureError, check_feature
 from phoenix.features.provider import FeatureProvider, run_fingerprint
 from phoenix.remote import SshError, SshTarget, run_script
 
-DEV, DEV_OPS = "phxdev", "phxdev-ops"
+# One name the prefix of the other, as "dev" and "dev-ops": a group check by word match mixes them up.
+DEV, DEV_OPS = run_user_name("dev"), run_user_name("dev-ops")
 
 STANDIN_APT_GET = """\
 #!/bin/sh
@@ -68,10 +71,12 @@ def sshd(tmp_path_factory):
 
 @pytest.fixture
 def docker_host(sshd):
-    """Users phxdev / phxdev-ops, group docker with only phxdev-ops, stand-in apt-get."""
-    for user in (DEV, DEV_OPS):
-        if subprocess.run(["id", "-u", user], check=False, capture_output=True).returncode:
-            subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", user], check=True)
+    """Users DEV / DEV_OPS, group docker with only DEV_OPS, stand-in apt-get."""
+    with host_users("dev", "dev-ops"):
+        yield from _docker_group(sshd)
+
+
+def _docker_group(sshd):
     group_existed = subprocess.run(["getent", "group", "docker"], check=False,
                                    capture_output=True).returncode == 0
     if not group_existed:
@@ -144,7 +149,7 @@ def test_script_hash_covers_the_delete_script():
 # --- the Docker feature ---------------------------------------------------------------------
 
 def test_seed_group_check_is_fooled_by_dev_ops(docker_host):
-    # Why the seed's check had to go: only phxdev-ops is in the group, yet it says phxdev is.
+    # Why the original plan's check had to go: only DEV_OPS is in the group, yet it says DEV is.
     seed = subprocess.run(["bash", "-c", f'getent group docker | grep -q "\\b{DEV}\\b"'],
                           check=False)
     assert seed.returncode == 0

@@ -22,7 +22,11 @@ import yaml
 from phoenix.config.model import VmConfig
 from phoenix.config.rules import ssh_public_key_problem
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "cloud_init"
+# The templates: installed with the package (a wheel maps the top-level cloud_init/ to
+# phoenix/cloud_init_templates, see setup.py), else the source tree's (a checkout, -e installs).
+_INSTALLED_TEMPLATES = Path(__file__).resolve().parents[1] / "cloud_init_templates"
+TEMPLATE_DIR = (_INSTALLED_TEMPLATES if _INSTALLED_TEMPLATES.is_dir()
+                else Path(__file__).resolve().parents[2] / "cloud_init")
 GUEST_AGENT_PACKAGE = "qemu-guest-agent"
 # Installs and starts the agent from cloud-init's bootcmd (see the script's header).
 AGENT_INSTALL_SCRIPT = TEMPLATE_DIR / "install-guest-agent.sh"

@@ -250,7 +250,7 @@ def booted(
     (`readiness_error` says why), so callers can inspect a broken guest. Always cleans up.
 
     The disk is a sparse overlay of `disk_size_gb` (default: the VM's `disk_gb`).
-    `user_data` replaces the rendered user-data (for experiments such as the seed's original);
+    `user_data` replaces the rendered user-data (for experiments such as the original plan's);
     network-config and meta-data are always the VM's own.
     """
     key = make_run_key()

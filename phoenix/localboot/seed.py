@@ -37,8 +37,8 @@ def make_seed_iso(
     return target
 
 
-# The plan's Stage 1 user-data (Task 1.2), verbatim: what the real-boot tests and the boot
-# benchmark compare the rendered seeds against.
+# The Stage 1 user-data of the original plan (VM Creation Optimization and Mitigation Plan),
+# verbatim: what the real-boot tests and the boot benchmark compare the rendered seeds against.
 SEED_USER_DATA = """\
 #cloud-config
 package_update: true

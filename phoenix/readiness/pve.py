@@ -116,6 +116,30 @@ class PveCredentials:
                                        f"not {self.endpoint!r}")
 
 
+def proxmox_client(credentials: PveCredentials, timeout_s: float = 10) -> Any:
+    """A proxmoxer client for the endpoint and token (checked first); TLS as `credentials.verify`.
+    Shared by everything that talks to the PVE API (readiness, `python -m phoenix doctor`)."""
+    from proxmoxer import ProxmoxAPI  # imported here: the qga-only users need no proxmoxer
+
+    credentials.check()
+    parts = urlsplit(credentials.endpoint if "://" in credentials.endpoint
+                     else f"https://{credentials.endpoint}")
+    match = _TOKEN.match(credentials.api_token)
+    assert match is not None  # check() passed
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    prefix = parts.path.strip("/")
+    prefix = re.sub(r"/?api2/json$", "", prefix) or None
+    return ProxmoxAPI(
+        f"{host}:{parts.port or 8006}",
+        user=match["user"],
+        token_name=match["name"],
+        token_value=match["secret"],
+        verify_ssl=credentials.verify,
+        path_prefix=prefix,
+        timeout=timeout_s,
+    )
+
+
 class PveTransport(GuestTransport):
     """GuestTransport over the PVE API for one VM."""
 
@@ -185,25 +209,7 @@ class PveTransport(GuestTransport):
 
     def _client(self) -> Any:
         if self._api is None:
-            from proxmoxer import ProxmoxAPI  # imported here: the qga-only users need no proxmoxer
-
-            creds = self.credentials
-            parts = urlsplit(creds.endpoint if "://" in creds.endpoint
-                             else f"https://{creds.endpoint}")
-            match = _TOKEN.match(creds.api_token)
-            assert match is not None  # check() ran in __init__
-            host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
-            prefix = parts.path.strip("/")
-            prefix = re.sub(r"/?api2/json$", "", prefix) or None
-            self._api = ProxmoxAPI(
-                f"{host}:{parts.port or 8006}",
-                user=match["user"],
-                token_name=match["name"],
-                token_value=match["secret"],
-                verify_ssl=creds.verify,
-                path_prefix=prefix,
-                timeout=10,
-            )
+            self._api = proxmox_client(self.credentials)
         return self._api
 
     def _call(self, method: str, path: tuple[str, ...], op: str, timeout_s: float, *,

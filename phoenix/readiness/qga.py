@@ -5,7 +5,7 @@ This is the channel Proxmox itself uses under its `agent/*` API: QEMU started wi
     -chardev socket,path=QGA.sock,server=on,wait=off,id=qga0
     -device virtio-serial -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0
 
-Usage (e.g. the localboot helper waiting for a real qemu guest):
+Usage (e.g. the local boot waiting for a real qemu guest):
 
     from phoenix.readiness.qga import QgaSocketTransport
     from phoenix.readiness.wait import wait_for_ready

@@ -10,7 +10,7 @@ Data safety (cloud-init's per-instance modules only run at a VM's first boot; do
   (Passing `snippet.id` instead would make the VM's
   `user_data_file_id` unknown during the update, and that field forces replacement upstream:
   bpg/terraform-provider-proxmox #1636, #2901.)
-- Opt-in per VM: `recreate_on_cloud_init_change: true` puts the seed's sha256 in the VM's
+- Opt-in per VM: `recreate_on_cloud_init_change: true` puts the cloud-init seed's sha256 in the VM's
   description and marks that field replace-on-change, so a changed seed rebuilds the VM.
 - `protect: true` maps to Pulumi's protect (no delete, no replace until it is unset).
 - A VM replacement is always delete-first (fixed vmid); readiness and features follow the VM
