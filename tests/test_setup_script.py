@@ -26,6 +26,8 @@ def project(tmp_path):
     proj = tmp_path / "proj"
     (proj / "scripts").mkdir(parents=True)
     shutil.copy(ROOT / "scripts" / "setup-test-env.sh", proj / "scripts")
+    # STAND-IN for the cloud-init 25.1 fetch (its own test is the fast suite's schema check).
+    (proj / "scripts" / "fetch-cloud-init.sh").write_text('echo "fetch-cloud-init $*" >> "$LOG"\n')
     (proj / "requirements-dev.txt").write_text("")
     bin_dir = tmp_path / "standin-bin"
     bin_dir.mkdir()
@@ -50,6 +52,7 @@ def installed_packages(project, *args: str) -> set[str]:
     assert done.returncode == 0, done.stderr
     lines = log.read_text().splitlines()
     assert any("-m pip install -q --disable-pip-version-check -r requirements-dev.txt" in ln for ln in lines)
+    assert "fetch-cloud-init trixie" in lines  # both suites check seeds with cloud-init 25.1 too
     installs = [ln for ln in lines if ln.startswith("install ")]
     assert len(installs) == 1
     return {word for word in installs[0].split() if not word.startswith("-")} - {"install"}
