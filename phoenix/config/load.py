@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 
 from phoenix.config import rules
+from phoenix.config import templates as template_rules
 from phoenix.config.errors import ConfigError, ConfigFileError, Problem
 from phoenix.config.model import (
     Config,
@@ -146,9 +147,14 @@ class _Checker:
         doc = self.doc
         validator = jsonschema.Draft202012Validator(schema())
         schema_bad_vms: set[int] = set()
+        schema_bad_templates: set[int] = set()
         for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
             parts = list(err.absolute_path)
-            if len(parts) >= 2 and parts[0] == "vms" and isinstance(parts[1], int):
+            if len(parts) >= 2 and parts[0] == "templates" and isinstance(parts[1], int):
+                schema_bad_templates.add(parts[1])
+                where = template_rules.template_label(parts[1], doc["templates"][parts[1]])
+                field = _dotted(parts[2:])
+            elif len(parts) >= 2 and parts[0] == "vms" and isinstance(parts[1], int):
                 schema_bad_vms.add(parts[1])
                 where = self.vm_label(parts[1], doc["vms"][parts[1]])
                 field = _dotted(parts[2:])
@@ -165,6 +171,8 @@ class _Checker:
             return None  # a broken default would repeat its problem on every VM
 
         images = self.images(doc.get("images") or {})
+        raw_templates = doc.get("templates") if isinstance(doc.get("templates"), list) else []
+        templates = template_rules.build_templates(raw_templates, images, self, schema_bad_templates)
         defaults = _merge(BUILTIN_DEFAULTS, doc.get("defaults") or {})
         vms: list[VmConfig] = []
         merged_vms: list[tuple[int, dict[str, Any]]] = []
@@ -175,14 +183,18 @@ class _Checker:
             merged_vms.append((index, merged))
             if index in schema_bad_vms:
                 continue
+            merged = template_rules.resolve_clone_source(self.vm_label(index, merged), merged, raw,
+                                                         templates, self.add, raw_templates)
             vm = self.vm(index, merged, images)
             if vm is not None:
                 vms.append(vm)
         self.duplicates(merged_vms)
+        self.template_vmids(raw_templates, templates, merged_vms)
         zfs = self.zfs(doc.get("zfs") or [])
         if self.problems:
             return None
-        return Config(path=path, vms=tuple(vms), images=images, zfs=tuple(zfs))
+        return Config(path=path, vms=tuple(vms), images=images, zfs=tuple(zfs),
+                      templates=tuple(templates))
 
     def images(self, raw: dict[str, Any]) -> dict[str, ImageConfig]:
         images: dict[str, ImageConfig] = {}
@@ -277,6 +289,8 @@ class _Checker:
             protect=vm["protect"],
             recreate_on_cloud_init_change=vm["recreate_on_cloud_init_change"],
             timezone=vm.get("timezone"),
+            template=vm.get("_template"),
+            clone_node=vm.get("_clone_node"),
         )
 
     def network(self, where: str, vm: dict[str, Any]) -> NetworkConfig | None:
@@ -395,6 +409,15 @@ class _Checker:
             if isinstance(clone_from, int) and clone_from in managed and clone_from != vm.get("vmid"):
                 self.add(self.vm_label(index, vm), "clone_from",
                          f"{clone_from} is a VM of this file ({managed[clone_from]}), not a template")
+
+    def template_vmids(self, raw_templates: list[Any], templates: list[Any],
+                       vms: list[tuple[int, dict[str, Any]]]) -> None:
+        """A template copy's vmid is never a VM's vmid."""
+        copies = {vmid: f"{t.label}, copy on {node}" for t in templates for node, vmid in t.copies}
+        for index, vm in vms:
+            if isinstance(vm.get("vmid"), int) and vm["vmid"] in copies:
+                self.add(self.vm_label(index, vm), "vmid", f"{vm['vmid']} is already used by "
+                         f"{copies[vm['vmid']]}")
 
     def zfs(self, raw: list[Any]) -> list[ZfsPropertyConfig]:
         from phoenix.zfs import check_zfs_property  # the ZFS resource knows its valid names
