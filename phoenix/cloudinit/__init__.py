@@ -1,5 +1,6 @@
 """cloud-init: what a VM's first boot receives, rendered from the templates in cloud_init/."""
 
+from phoenix.cloudinit.bake import render_bake_meta_data, render_bake_user_data
 from phoenix.cloudinit.render import (
     GUEST_AGENT_PACKAGE,
     RenderError,
@@ -17,6 +18,8 @@ __all__ = [
     "RenderError",
     "Seed",
     "instance_id",
+    "render_bake_meta_data",
+    "render_bake_user_data",
     "render_meta_data",
     "render_network_config",
     "render_seed",
