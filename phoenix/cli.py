@@ -24,6 +24,7 @@ PLUGGED_COMMANDS = {
     "phoenix.readiness.cli": ("wait", "wait for a VM's guest agent and cloud-init through the PVE API"),
     "phoenix.localboot.cli": ("boot", "boot a VM's first boot locally in qemu and report on it"),
     "phoenix.remote.cli": ("ssh", "Pulumi's SSH key: print its public half, rotate it on a host"),
+    "phoenix.localboot.template_cli": ("template", "templates: bake one locally in qemu (template bake NAME)"),
 }
 
 
