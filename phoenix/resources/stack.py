@@ -14,6 +14,7 @@ from phoenix.resources import dependency_walk
 from phoenix.resources.images import image_downloads
 from phoenix.resources.provider import make_provider
 from phoenix.resources.settings import StackSettings
+from phoenix.resources.templates import PhoenixTemplate, build_templates
 from phoenix.resources.vm import PhoenixVm, VmInputs
 from phoenix.zfs.provider import ZfsProperty, ZfsPropertyArgs
 
@@ -27,6 +28,7 @@ def resource_name(vm: VmConfig) -> str:
 class Stack:
     vms: dict[int, PhoenixVm] = field(default_factory=dict)
     zfs: list[ZfsProperty] = field(default_factory=list)
+    templates: dict[int, PhoenixTemplate] = field(default_factory=dict)  # by the copy's vmid
     outputs: dict[str, pulumi.Input[object]] = field(default_factory=dict)
 
 
@@ -43,6 +45,11 @@ def longest_clone_chain(config: Config) -> tuple[int, tuple[str, int] | None]:
     return n, key
 
 
+def _bake_of(stack: Stack, vmid: int | None) -> pulumi.Resource | None:
+    template = stack.templates.get(vmid) if vmid is not None else None
+    return template.bake if template is not None else None
+
+
 def build_stack(config: Config, settings: StackSettings) -> Stack:
     # The clone chains below are long dependency chains: keep the SDK's cycle check linear.
     if not dependency_walk.install():
@@ -57,6 +64,7 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
     downloads = image_downloads(config, provider)
 
     stack = Stack()
+    stack.templates = build_templates(config, provider, downloads)
     last_clone: dict[tuple[str, int], pulumi.Resource] = {}
     for vm in config.vms:
         seed = render_seed(vm, [settings.ssh_public_key])
@@ -72,7 +80,9 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
                 image_resource=image,
                 # PVE locks the template while it is cloned: clones of one template go one at a
                 # time (plus clone.retries for any other transient lock).
-                clone_after=last_clone.get(template_key) if template_key else None,
+                # The first clone of a template of this file waits for its bake.
+                clone_after=(last_clone.get(template_key) or _bake_of(stack, vm.clone_from))
+                if template_key else None,
                 ssh_private_key=settings.ssh_private_key,
             ),
         )
@@ -92,6 +102,10 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
                 ),
             ))
 
+    if config.templates:
+        stack.outputs["templates"] = {
+            t.name: {"vmids": {node: vmid for node, vmid in t.copies}} for t in config.templates
+        }
     stack.outputs["vms"] = {
         vm.name: {
             "vmid": vm.vmid,

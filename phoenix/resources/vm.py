@@ -55,8 +55,11 @@ def vm_options(vm: VmConfig, parent: pulumi.Resource, provider: pulumi.ProviderR
         depends_on=list(depends_on),
         protect=vm.protect,
         replace_on_changes=["description"] if vm.recreate_on_cloud_init_change else None,
-        # A cloud image that changes upstream must not rebuild VMs created from the old one.
-        ignore_changes=["disks[0].fileId"] if vm.image else None,
+        # A cloud image that changes upstream must not rebuild VMs created from the old one;
+        # nor does a new version of a template of the file (bpg's clone.* are ForceNew,
+        # proxmoxtf/resource/vm/vm.go mkClone): VMs move to it with `pulumi up --replace`.
+        ignore_changes=(["disks[0].fileId"] if vm.image
+                        else ["clone"] if vm.template is not None else None),
     )
 
 
@@ -128,7 +131,9 @@ class PhoenixVm(pulumi.ComponentResource):
             description=description(vm, inputs.seed.digest),
             tags=sorted({MANAGED_TAG, *vm.tags}),
             clone=proxmoxve.VmLegacyCloneArgs(
-                vm_id=vm.clone_from, full=True, datastore_id=vm.storage, node_name=vm.node, retries=3
+                vm_id=vm.clone_from, full=True, datastore_id=vm.storage,
+                # the source node: the template's copy may be on another node (a full clone)
+                node_name=vm.clone_node or vm.node, retries=3
             ) if vm.clone_from is not None else None,
             cpu=proxmoxve.VmLegacyCpuArgs(cores=vm.cores, sockets=1, type=vm.cpu_type),
             memory=proxmoxve.VmLegacyMemoryArgs(dedicated=vm.memory_mb),
