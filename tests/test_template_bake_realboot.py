@@ -13,7 +13,9 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,9 +59,13 @@ def base_image() -> BootImage:
 
 
 @pytest.fixture(scope="module")
-def baked(base_image: BootImage, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """The CLI's bake: the same seed a Proxmox node boots, on the image without agent."""
-    output = tmp_path_factory.mktemp("bake") / "debian-12-agent.qcow2"
+def baked(base_image: BootImage) -> Iterator[tuple[Path, str]]:
+    """The CLI's bake: the same seed a Proxmox node boots, on the image without agent.
+
+    Its own directory, not pytest's tmp_path: concurrent pytest sessions on this machine
+    rotate the shared basetemp and could remove it mid-test."""
+    workdir = Path(tempfile.mkdtemp(prefix="phoenix-bake-test-"))
+    output = workdir / "debian-12-agent.qcow2"
     wait_for_other_guests()
     done = subprocess.run(
         [sys.executable, "-m", "phoenix", "template", "bake", TEMPLATE, "--file", str(CONFIG),
@@ -67,8 +73,11 @@ def baked(base_image: BootImage, tmp_path_factory: pytest.TempPathFactory) -> tu
         capture_output=True, text=True, check=False, timeout=1800)
     _progress(done.stderr[-4000:])
     _progress(done.stdout)
-    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
-    return output, done.stdout
+    try:
+        assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+        yield output, done.stdout
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def test_base_image_has_no_agent(base_image: BootImage) -> None:

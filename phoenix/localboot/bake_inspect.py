@@ -58,7 +58,7 @@ class _Fs:
 
     def run(self, request: str) -> str:
         done = subprocess.run(["debugfs", "-R", request, self.spec], capture_output=True,
-                              text=True, check=False, timeout=120)
+                              text=True, errors="replace", check=False, timeout=120)
         if done.returncode != 0:
             raise InspectError(f"debugfs {request!r} failed: {done.stderr.strip()}")
         return done.stdout
@@ -68,11 +68,16 @@ class _Fs:
         names = [line.split("/")[5] for line in out.splitlines() if line.count("/") >= 6]
         return tuple(n for n in names if n not in (".", ".."))
 
+    def exists(self, path: str) -> bool:
+        done = subprocess.run(["debugfs", "-R", f"stat {path}", self.spec], capture_output=True,
+                              text=True, errors="replace", check=False, timeout=120)
+        return done.returncode == 0 and "File not found" not in done.stderr
+
     def cat(self, path: str) -> str | None:
-        done = subprocess.run(["debugfs", "-R", f"cat {path}", self.spec], capture_output=True,
-                              text=True, check=False, timeout=120)
-        if "File not found" in done.stderr:
+        if not self.exists(path):
             return None
+        done = subprocess.run(["debugfs", "-R", f"cat {path}", self.spec], capture_output=True,
+                              text=True, errors="replace", check=False, timeout=120)
         return done.stdout
 
 
@@ -102,6 +107,7 @@ def inspect_baked_image(image: Path) -> BakedImageFacts:
         agent_installed = bool(re.search(
             r"^Package: qemu-guest-agent\nStatus: install ok installed$", status, re.M))
         wants = [d for d in fs.names("/etc/systemd/system") if d.endswith(".wants")]
+        # a listing of a missing directory is empty: names() never fails on absence
         enabled = any(AGENT_UNIT in fs.names(f"/etc/systemd/system/{d}") for d in wants)
         unit = (fs.cat(f"/lib/systemd/system/{AGENT_UNIT}") or fs.cat(f"/usr/lib/systemd/system/{AGENT_UNIT}")
                 or "")
@@ -114,7 +120,7 @@ def inspect_baked_image(image: Path) -> BakedImageFacts:
             start = "not started"
         machine_id = (fs.cat("/etc/machine-id") or "").strip()
         keys = tuple(n for n in fs.names("/etc/ssh") if n.startswith("ssh_host_"))
-        cloud = fs.names("/var/lib/cloud") if fs.cat("/var/lib/cloud") is not None else ()
+        cloud = fs.names("/var/lib/cloud") if fs.exists("/var/lib/cloud") else ()
         state = tuple(n for n in cloud if n in ("instance", "instances", "data", "sem"))
         logs = tuple(n for n in fs.names("/var/log") if n.startswith("cloud-init"))
         lists = tuple(n for n in fs.names("/var/lib/apt/lists") if n not in ("partial", "lock"))
