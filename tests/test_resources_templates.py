@@ -77,6 +77,7 @@ def test_order_image_template_vm_bake_clones(run):
     assert download.urn in vm.dependencies and download.urn in vm.property_dependencies["disks"]
     assert {s.urn for s in snippets} <= set(vm.dependencies)
     assert vm.urn in bake.dependencies and bake.property_dependencies["vm_resource_id"] == [vm.urn]
+    assert bake.replace_with == [vm.urn]  # a replaced template VM (same vmid, same id) is baked again
     first, second = run.named("vm-8001-vm"), run.named("vm-8003-vm")
     assert bake.urn in first.dependencies  # the first clone waits for the bake
     assert first.urn in second.dependencies  # and the next clone for the first (as before)

@@ -137,7 +137,9 @@ class PhoenixTemplate(pulumi.ComponentResource):
             TemplateBakeArgs(vmid=vmid, node=node, template_name=template.name,
                              definition=definition_digest(template, image),
                              timeout_s=template.bake_timeout_s, vm_resource_id=self.vm.id),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.vm]),
+            # bpg's id is the vmid, so a replaced template VM keeps its id: replace_with makes
+            # the bake run again on the new VM (an engine without the option ignores it).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.vm], replace_with=[self.vm]),
         )
         self.register_outputs({"vmid": vmid, "node": node, "isTemplate": self.bake.is_template})
 
