@@ -85,6 +85,13 @@ def stage_of(lines: list[str]) -> str:
     return "cloud-init"
 
 
+def _milestone(line: str) -> str:
+    """The report's name for a sealing-step line (the step starts once cloud-final ended)."""
+    if line.startswith("waiting for cloud-init"):
+        return "cloud-init finished"
+    return "failed" if line.startswith("failed") else stage_of([line])
+
+
 def flatten(overlay: Path, output: Path) -> None:
     """Write the overlay and its backing chain as one compressed qcow2, atomically."""
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -128,8 +135,8 @@ def bake_image(template: TemplateConfig, image: BootImage, output: Path, *, log:
                 lines = _bake_lines(_read(guest.serial_log))
                 for line in lines[len(seen):]:
                     log(f"[{time.monotonic() - guest.started_at:6.1f} s] bake: {line}")
-                    stage = stage_of([line])
-                    report.stages.setdefault(stage, round(time.monotonic() - guest.started_at, 1))
+                    report.stages.setdefault(_milestone(line),
+                                             round(time.monotonic() - guest.started_at, 1))
                     if line.startswith("failed"):
                         raise BakeError(stage_of(seen) if seen else "cloud-init", line,
                                         guest.console_tail())
