@@ -36,11 +36,14 @@ from phoenix.localboot.run import BootImage, resolve_image  # noqa: E402
 from phoenix.localboot.seed import SEED_USER_DATA  # noqa: E402
 
 CONFIG = ROOT / "tests" / "data" / "realboot_templates.json"
+# A qemu guest's command line starts with the binary; a shell that merely mentions the name
+# (`pgrep -f qemu-system` typed by someone) must not count as a running guest.
+QEMU_PROCESS = r"^(\S*/)?qemu-system-"
 
 
 def wait_for_other_guests(limit_s: float = 900) -> None:
     deadline = time.monotonic() + limit_s
-    while subprocess.run(["pgrep", "-f", "qemu-system"], capture_output=True, check=False).returncode == 0:
+    while subprocess.run(["pgrep", "-f", QEMU_PROCESS], capture_output=True, check=False).returncode == 0:
         if time.monotonic() > deadline:
             raise SystemExit("another qemu guest kept running; not measuring beside it")
         time.sleep(5)

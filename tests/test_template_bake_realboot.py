@@ -29,6 +29,9 @@ pytestmark = pytest.mark.realboot
 CONFIG = Path(__file__).parent / "data" / "realboot_templates.json"
 TEMPLATE, VMID = "debian-12-agent", 8301
 QEMU_IDLE_WAIT_S = 600
+# A qemu guest's command line starts with the binary; a shell that merely mentions the name
+# (`pgrep -f qemu-system` typed by someone) must not count as a running guest.
+QEMU_PROCESS = r"^(\S*/)?qemu-system-"
 
 
 def _progress(message: str) -> None:
@@ -38,7 +41,7 @@ def _progress(message: str) -> None:
 def wait_for_other_guests() -> None:
     """Two cores: boot only when no other qemu guest runs on this machine."""
     deadline = time.monotonic() + QEMU_IDLE_WAIT_S
-    while subprocess.run(["pgrep", "-f", "qemu-system"], capture_output=True, check=False).returncode == 0:
+    while subprocess.run(["pgrep", "-f", QEMU_PROCESS], capture_output=True, check=False).returncode == 0:
         if time.monotonic() > deadline:
             pytest.fail("another qemu guest ran for 10 minutes; not booting beside it")
         time.sleep(1)  # another run's guests may follow each other within seconds
