@@ -27,6 +27,10 @@ apt-get clean
 rm -rf /var/lib/apt/lists/*
 rm -f /etc/ssh/ssh_host_*
 cloud-init clean --logs --machine-id || cloud-init clean --logs || failed "cloud-init clean failed"
+# The network config cloud-init rendered for the bake VM (its MAC, its DHCP): each clone's
+# cloud-init renders its own; a stale one could match nothing or the wrong NIC.
+rm -f /etc/systemd/network/10-cloud-init-*.network /etc/netplan/50-cloud-init.yaml \
+      /etc/network/interfaces.d/50-cloud-init /etc/network/interfaces.d/50-cloud-init.cfg
 # An empty machine-id is the image state systemd expects: the next boot makes a new one.
 rm -f /etc/machine-id
 : > /etc/machine-id

@@ -38,7 +38,8 @@ def test_seal_script_cleans_instance_state_then_powers_off():
     script = seal_script()
     order = ["cloud-init status --wait", "dpkg-query", "systemctl is-enabled qemu-guest-agent",
              "rm -rf /var/lib/apt/lists/*", "rm -f /etc/ssh/ssh_host_*",
-             "cloud-init clean --logs --machine-id", ": > /etc/machine-id", "systemctl poweroff"]
+             "cloud-init clean --logs --machine-id", "rm -f /etc/systemd/network/10-cloud-init-*",
+             ": > /etc/machine-id", "systemctl poweroff"]
     positions = [script.index(step) for step in order]
     assert positions == sorted(positions)
     assert STATUS_FILE in script

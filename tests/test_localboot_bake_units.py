@@ -59,10 +59,11 @@ def test_boot_command_names_kernel_files_for_direct_boot(tmp_path):
 
 def test_facts_name_every_leftover():
     facts = BakedImageFacts(False, "not started", "0123456789abcdef", ("ssh_host_ed25519_key",),
-                            ("instance",), ("cloud-init.log",), ("deb.debian.org_dists",))
+                            ("instance",), ("cloud-init.log",), ("deb.debian.org_dists",),
+                            ("/etc/systemd/network/10-cloud-init-eth0.network",))
     problems = " | ".join(facts.problems)
     for text in ("not installed", "neither enabled", "machine-id is set", "ssh_host_ed25519_key",
-                 "instance", "cloud-init.log", "apt list"):
+                 "instance", "cloud-init.log", "apt list", "10-cloud-init-eth0.network"):
         assert text in problems
     clean = BakedImageFacts(True, "static-udev", "", (), (), (), ())
     assert clean.problems == []

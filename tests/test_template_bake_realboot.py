@@ -97,6 +97,7 @@ def test_baked_image_is_a_clean_template_with_the_agent(baked: tuple[Path, str])
     assert facts.ssh_host_keys == ()
     assert facts.cloud_init_state == () and facts.cloud_init_logs == ()
     assert facts.apt_lists == ()
+    assert facts.network_config == ()  # the bake VM's rendered network files are gone too
     assert facts.problems == []
     assert f"python -m phoenix boot VMID --image {output}" in stdout
 

@@ -31,6 +31,7 @@ class BakedImageFacts:
     cloud_init_state: tuple[str, ...]  # entries under /var/lib/cloud (instance state)
     cloud_init_logs: tuple[str, ...]
     apt_lists: tuple[str, ...]
+    network_config: tuple[str, ...] = ()  # cloud-init's rendered network files of the bake VM
 
     @property
     def problems(self) -> list[str]:
@@ -47,6 +48,8 @@ class BakedImageFacts:
             out.append(f"cloud-init instance state left: {', '.join(self.cloud_init_state)}")
         if self.cloud_init_logs:
             out.append(f"cloud-init logs left: {', '.join(self.cloud_init_logs)}")
+        if self.network_config:
+            out.append(f"the bake VM's network config left: {', '.join(self.network_config)}")
         if self.apt_lists:
             out.append(f"{len(self.apt_lists)} apt list(s) left")
         return out
@@ -124,4 +127,10 @@ def inspect_baked_image(image: Path) -> BakedImageFacts:
         state = tuple(n for n in cloud if n in ("instance", "instances", "data", "sem"))
         logs = tuple(n for n in fs.names("/var/log") if n.startswith("cloud-init"))
         lists = tuple(n for n in fs.names("/var/lib/apt/lists") if n not in ("partial", "lock"))
-        return BakedImageFacts(agent_installed, start, machine_id, keys, state, logs, lists)
+        network = tuple(
+            [f"/etc/systemd/network/{n}" for n in fs.names("/etc/systemd/network")
+             if n.startswith("10-cloud-init")]
+            + [path for path in ("/etc/netplan/50-cloud-init.yaml",
+                                 "/etc/network/interfaces.d/50-cloud-init",
+                                 "/etc/network/interfaces.d/50-cloud-init.cfg") if fs.exists(path)])
+        return BakedImageFacts(agent_installed, start, machine_id, keys, state, logs, lists, network)
