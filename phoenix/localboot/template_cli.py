@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  SSH host keys: {', '.join(facts.ssh_host_keys) or 'none'}")
     print(f"  cloud-init state: {', '.join(facts.cloud_init_state + facts.cloud_init_logs) or 'none'}")
     print(f"  apt lists: {len(facts.apt_lists)}")
+    print(f"  bake VM's network config: {', '.join(facts.network_config) or 'none'}")
     if facts.problems:
         for problem in facts.problems:
             print(f"  FAILED: {problem}")
