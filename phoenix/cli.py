@@ -1,5 +1,8 @@
 """`python -m phoenix`: the offline commands (validate, render) and the ones that talk to a VM
-(wait, boot). A user mistake ends in a message and an exit code, never a traceback."""
+(wait, boot). A user mistake ends in a message and an exit code, never a traceback.
+
+Exit codes: 0 done; 1 what the command checks or does failed; 2 the command could not start
+(usage, input, unknown vmid). Every failure message starts with `error: ` (docs/cli.md)."""
 
 from __future__ import annotations
 
@@ -10,9 +13,12 @@ from collections.abc import Sequence
 
 from phoenix.cli_support import (
     DEFAULT_FILE,
-    EXIT_INVALID,
+    EXIT_FAILED,
     EXIT_OK,
+    EXIT_USAGE,
+    ArgumentParser,
     add_file_argument,
+    add_vmid_argument,
     fail,
     load_or_report,
     load_vm_or_report,
@@ -29,7 +35,7 @@ PLUGGED_COMMANDS = {
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    config = load_or_report(args.file)
+    config = load_or_report(args.file, invalid=EXIT_FAILED)
     if isinstance(config, int):
         return config
     rows = [("VMID", "NAME", "NODE", "SOURCE", "CPU", "MEM", "DISK", "IP", "FEATURES")]
@@ -52,7 +58,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     try:
         seed = render_seed(vm, args.extra_key or ())
     except ValueError as exc:
-        return fail(exc, EXIT_INVALID)
+        return fail(exc, EXIT_USAGE)
     parts = {"user-data": seed.user_data, "network-config": seed.network_config, "meta-data": seed.meta_data}
     chosen = [args.part] if args.part else list(parts)
     for part in chosen:
@@ -73,7 +79,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m phoenix", description=__doc__)
+    parser = ArgumentParser(prog="python -m phoenix", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="check the VM config file; print a table of its VMs")
@@ -81,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("render", help="print what a VM's first boot receives (cloud-init)")
-    p.add_argument("vmid", type=int)
+    add_vmid_argument(p)
     add_file_argument(p)
     p.add_argument("--part", choices=["user-data", "network-config", "meta-data"])
     p.add_argument("--extra-key", action="append", metavar="PUBKEY",
@@ -109,5 +116,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return fail("interrupted", 130)

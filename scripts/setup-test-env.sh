@@ -29,6 +29,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The newer cloud-init generation (Debian 13 / Ubuntu 24.04 era: 25.1), unpacked beside the
+# host's 22.4, so the fast suite checks every rendered seed with both schemas.
+bash scripts/fetch-cloud-init.sh trixie
+
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv

@@ -14,6 +14,12 @@ if [ ! -x .venv/bin/python ]; then
   "${PYTHON:-python3}" -m venv .venv
 fi
 .venv/bin/python -m pip install -q -r requirements.txt
+# replaceWith (readiness and features follow a rebuilt VM) needs CLI 3.207.0 or later.
+cli=$(pulumi version | sed 's/^v//')
+if [ "$(printf '%s\n3.207.0\n' "$cli" | sort -V | head -n1)" != "3.207.0" ]; then
+  echo "up: Pulumi CLI $cli is too old: 3.207.0 or later is needed (replaceWith); see README, Prerequisites" >&2
+  exit 1
+fi
 
 config_file=$(pulumi config get phoenix-hypervisor:vmConfigFile --stack "$STACK" 2>/dev/null || echo phoenix_vm_configs.json)
 .venv/bin/python -m phoenix validate "$config_file"

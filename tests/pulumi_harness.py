@@ -2,7 +2,7 @@
 
 The recorder subclasses pulumi's MockMonitor so tests see the full RegisterResource request:
 type, name, inputs, parent, dependencies, property dependencies and options (protect,
-deleteBeforeReplace, replaceOnChanges, ignoreChanges). No engine is re-implemented here.
+deleteBeforeReplace, replaceOnChanges, ignoreChanges, replaceWith, deletedWith). No engine is re-implemented here.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 from phoenix.config import Config
+from phoenix.readiness.provider import as_built_ip
 from phoenix.resources.settings import read_settings
 from phoenix.resources.stack import build_stack
 
@@ -53,6 +54,9 @@ class Registration:
         the registered inputs with secret wrappers removed, unknowns as the wire's UNKNOWN
         string, `__provider` included. Feed it to tests/plugin_process.py."""
         return _unwrap(self.wire_inputs)
+    replace_with: list[str] = field(default_factory=list)  # URNs whose replacement replaces this
+    deleted_with: str = ""  # URN whose deletion makes this one's Delete a no-op
+    retain_on_delete: bool = False
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -62,6 +66,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if args.typ == READY_TYPE:  # what the provider returns once the guest is ready
             state.update(seconds_to_agent=12.5, seconds_to_cloud_init=40.0, cloud_init_status="done",
                          ipv4_addresses=[], ssh_host_keys=[GUEST_HOST_KEY], warnings=[])
+            # the as-built facts, as GuestAgentReadyProvider.wait records them
+            state.update(ip=as_built_ip(args.inputs.get("expected_ip"), []),
+                         built_username=args.inputs.get("username"))
         if args.typ == "proxmoxve:index/fileLegacy:FileLegacy":
             rid = f"{args.inputs['datastoreId']}:snippets/{args.inputs['sourceRaw']['fileName']}"
         else:
@@ -99,6 +106,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             secret_inputs=secret_inputs,
             wire_inputs=json_format.MessageToDict(request.object),
             replace_with=list(request.replace_with),
+            deleted_with=request.deletedWith,
+            retain_on_delete=request.retainOnDelete,
         ))
         return response
 

@@ -40,9 +40,9 @@ def test_render_all_parts_and_the_pulumi_key_note():
 
 def test_render_unknown_vm_and_bad_key():
     result = phoenix("render", "9999", "--file", EXAMPLE)
-    assert result.returncode == 1 and "no VM with vmid 9999" in result.stderr and "known: 8001, 8002" in result.stderr
+    assert result.returncode == 2 and "no VM with vmid 9999" in result.stderr and "known: 8001, 8002" in result.stderr
     result = phoenix("render", "8001", "--file", EXAMPLE, "--extra-key", "not a key")
-    assert result.returncode == 1 and "extra SSH key" in result.stderr
+    assert result.returncode == 2 and "extra SSH key" in result.stderr
     for result in (phoenix("render", "8001", "--file", "/nonexistent.json"), phoenix("render", "x")):
         assert result.returncode == 2 and "Traceback" not in result.stderr
 

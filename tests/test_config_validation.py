@@ -62,7 +62,19 @@ def test_duplicate_ip(doc):
 
 def test_duplicate_mac(doc):
     doc["vms"][1]["network_config"]["mac_address"] = derived_mac(8001).upper()
-    assert "network_config.mac_address: 02:50:48:00:1f:41 is already used by vms[0]" in only_problem(doc)
+    assert ("vms[1] (vmid 8002, phoenix-web-01): network_config.mac_address: MAC address 02:50:48:00:1f:41 "
+            "(set in network_config.mac_address) is the same as that of vms[0] (vmid 8001, "
+            "phoenix-docker-01) (derived from vmid 8001)") in only_problem(doc)
+
+
+def test_derived_mac_collision_names_the_vmids(doc):
+    # the derived MAC keeps the vmid's low 24 bits: 8001 and 8001 + 2**24 collide
+    doc["vms"][1]["vmid"] = 8001 + 2**24
+    msg = only_problem(doc)
+    assert msg.startswith(f"vms[1] (vmid {8001 + 2**24}, phoenix-web-01): vmid: MAC address 02:50:48:00:1f:41 "
+                          f"(derived from vmid {8001 + 2**24}) is the same as that of vms[0] (vmid 8001, "
+                          "phoenix-docker-01) (derived from vmid 8001)"), msg
+    assert "set network_config.mac_address on one of them" in msg and "mac_address:" not in msg
 
 
 def test_gateway_outside_subnet(doc):
@@ -119,7 +131,7 @@ def test_feature_listed_twice(doc):
 @pytest.mark.parametrize("name", ["web_01", "-web", "web-", "a" * 64, "web.lab", "1234", "wéb"])
 def test_name_must_be_a_hostname(doc, name):
     doc["vms"][0]["name"] = name
-    assert any("name:" in p and "not a valid hostname" in p or "name:" in p and "is too long" in p
+    assert any("name:" in p and "not a valid hostname" in p or "name: must be at most 63 characters" in p
                for p in problems(doc)), problems(doc)
 
 
@@ -171,8 +183,8 @@ def test_unknown_field_and_wrong_type(doc):
     doc["vms"][0]["memory"] = 4096
     doc["vms"][1]["cores"] = "four"
     found = problems(doc)
-    assert "vms[0] (vmid 8001, phoenix-docker-01): unknown field(s) ('memory' was unexpected)" in found
-    assert "vms[1] (vmid 8002, phoenix-web-01): cores: 'four' is not of type 'integer'" in found
+    assert "vms[0] (vmid 8001, phoenix-docker-01): memory: is not a known field (did you mean 'memory_mb'?)" in found
+    assert "vms[1] (vmid 8002, phoenix-web-01): cores: must be a whole number, not the string \"four\"" in found
 
 
 def test_required_fields_missing(doc):
@@ -182,6 +194,146 @@ def test_required_fields_missing(doc):
     for i, vmid in ((0, 8001), (1, 8002)):
         assert any(p.startswith(f"vms[{i}] (vmid {vmid}") and "node: is required" in p for p in found)
         assert any(p.startswith(f"vms[{i}] (vmid {vmid}") and "user.name: is required" in p for p in found)
+
+
+@pytest.mark.parametrize("change,expected", [
+    # one per kind of schema error: the user's words, never Python's (None, 'object', regexes)
+    (lambda d: d["vms"][0].update(network_config=None),
+     "vms[0] (vmid 8001, phoenix-docker-01): network_config: must be an object ({...}), not null"),
+    (lambda d: d["vms"][0].update(tags="web"),
+     "vms[0] (vmid 8001, phoenix-docker-01): tags: must be a list ([...]), not the string \"web\""),
+    (lambda d: d["vms"][0].update(on_boot="yes"),
+     "vms[0] (vmid 8001, phoenix-docker-01): on_boot: must be true or false, not the string \"yes\""),
+    (lambda d: d["vms"][0].update(cores=0), "cores: must be at least 1, not the number 0"),
+    (lambda d: d["vms"][0].update(cores=1000), "cores: must be at most 512, not the number 1000"),
+    (lambda d: d["vms"][0].update(name=""), "name: must not be empty"),
+    (lambda d: d["vms"][0].update(storage="1bad"), 'storage: "1bad" is not a Proxmox storage id'),
+    (lambda d: d["vms"][0].update(disk_interface="ide0"),
+     'disk_interface: "ide0" is not a disk interface such as scsi0, virtio0 or sata0'),
+    (lambda d: d["vms"][0].update(features=[5]),
+     'features[0]: expected a feature name or {"name": ..., "params": {...}}'),
+    (lambda d: d["vms"][0].update(features=[{"name": "docker", "parms": {}}]),
+     "features[0].parms: is not a known field (did you mean 'params'?)"),
+    (lambda d: d["vms"][0].update(features=[{"name": "docker", "params": {"x": 1.5}}]),
+     "features[0].params.x: must be a string (text in double quotes), a whole number or true or false, "
+     "not the number 1.5"),
+    (lambda d: d["zfs"][0].update(properties={}), "zfs[0]: properties: must have at least 1 entry"),
+    (lambda d: d["images"]["ubuntu-24.04"].pop("url"), "images.ubuntu-24.04: url: is required"),
+    (lambda d: d["images"]["ubuntu-24.04"].update(checksum="crc:00"),
+     'checksum: "crc:00" is not ALGORITHM:HEXDIGEST'),
+    (lambda d: d.pop("vms"), "vms: is required"),
+])
+def test_schema_errors_in_plain_words(doc, change, expected):
+    change(doc)
+    found = problems(doc)
+    assert any(expected in p for p in found), found
+    assert not any("is not of type" in p or "does not match" in p or "None" in p for p in found), found
+
+
+@pytest.mark.parametrize("field,path", [
+    ("vmid", ("vms", 0)), ("cores", ("vms", 0)), ("clone_from", ("vms", 0)), ("memory_mb", ("defaults",)),
+    ("vlan", ("vms", 0, "network_config")), ("timeout_s", ("vms", 0, "guest_agent")),
+])
+def test_whole_number_written_as_float_is_rejected_everywhere(doc, field, path):
+    target = doc
+    for part in path:
+        target = target.setdefault(part, {}) if isinstance(part, str) else target[part]
+    target[field] = {"vmid": 8001.0, "clone_from": 9000.0, "memory_mb": 2048.0}.get(field, 20.0)
+    msg = only_problem(doc)
+    # clone_from also takes a template name: "a whole number or a string"
+    assert f"{field}: must be a whole number" in msg and "(a number with a decimal point): write" in msg
+
+
+def test_float_vmid_in_a_file_is_a_message_not_a_traceback(doc, tmp_path):
+    text = json.dumps(doc).replace('"vmid": 8001', '"vmid": 8001.0', 1)
+    (tmp_path / "c.json").write_text(text)
+    result = run_cli("validate", str(tmp_path / "c.json"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "vms[0] (phoenix-docker-01): vmid: must be a whole number, not 8001.0" in result.stderr
+
+
+def test_duplicate_keys_at_any_depth_are_rejected(doc, tmp_path):
+    text = json.dumps(doc)
+    # a key repeated inside a VM and inside a nested object ...
+    text = text.replace('"vmid": 8001,', '"vmid": 8001, "cores": 2,', 1)
+    text = text.replace('"ip": "10.0.0.101/24"', '"ip": "10.0.0.101/24", "ip": "10.0.0.9/24"', 1)
+    # ... and a "vms" array before the real one (JSON keeps the last: this VM would be destroyed)
+    text = '{"vms": [' + json.dumps(doc["vms"][1]) + "], " + text[1:]
+    path = tmp_path / "c.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    found = [str(p) for p in info.value.problems]
+    assert "vms: the key 'vms' appears 2 times in the same object; JSON keeps only the last one" in found[0]
+    assert any(p.startswith("vms[0] (vmid 8001, phoenix-docker-01): cores: the key 'cores' appears 2 times")
+               for p in found), found
+    assert any(": network_config.ip: the key 'ip' appears 2 times" in p for p in found), found
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
+def test_non_finite_numbers_are_rejected(doc, tmp_path, literal):
+    text = json.dumps(doc).replace('"cores": 4', f'"cores": {literal}', 1)
+    path = tmp_path / "c.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    found = [str(p) for p in info.value.problems]
+    assert found == [f"vms[0] (vmid 8001, phoenix-docker-01): cores: {literal} is not a number JSON allows "
+                     "(no NaN, Infinity or numbers beyond 1.8e308)"], found
+
+
+def test_zfs_resource_name_collision_and_property_set_twice(doc):
+    doc["zfs"] = [
+        {"node": "pve", "dataset": "tank/vm-a", "properties": {"compression": "lz4"}},
+        {"node": "pve", "dataset": "tank-vm/a", "properties": {"compression": "zstd"}},
+        {"node": "pve", "dataset": "tank/vm-a", "properties": {"atime": "off", "compression": "off"}},
+    ]
+    found = problems(doc)
+    assert found == [
+        "zfs[1]: properties.compression: compression of tank-vm/a on node pve and zfs[0] (compression of "
+        "tank/vm-a on node pve) get the same resource name 'zfs-pve-tank-vm-a-compression' ('/' becomes '-'): "
+        "Pulumi cannot manage both",
+        "zfs[2]: properties.compression: compression of tank/vm-a on node pve is already set by zfs[0]: "
+        "set each property of a dataset once",
+    ], found
+
+
+def test_zfs_resource_name_is_the_one_the_stack_registers():
+    import inspect
+
+    from phoenix.resources import stack
+    from phoenix.zfs import zfs_resource_name
+
+    assert zfs_resource_name("pve", "tank/vm-a", "compression") == "zfs-pve-tank-vm-a-compression"
+    assert "zfs_resource_name(entry.node, entry.dataset, prop)" in inspect.getsource(stack.build_stack)
+
+
+@pytest.mark.parametrize("ip", ["dhcp", "DHCP", "auto", "fd00::5/64", ""])
+def test_ip_must_be_static_ipv4(doc, ip):
+    doc["vms"][0]["network_config"]["ip"] = ip
+    msg = only_problem(doc)
+    assert "network_config.ip:" in msg and "every VM gets a static IPv4 address with prefix" in msg
+    assert "DHCP and IPv6 are not supported" in msg
+
+
+def test_ipv6_gateway_says_ipv6_is_not_supported(doc):
+    doc["vms"][0]["network_config"]["gateway"] = "fd00::1"
+    assert "'fd00::1' is not an IPv4 address (IPv6 is not supported)" in only_problem(doc)
+
+
+@pytest.mark.parametrize("tz,hint", [("Europe/Berln", "did you mean 'Europe/Berlin'?"),
+                                     ("Mars/Olympus", "is not a timezone of the IANA database"),
+                                     ("../../etc/passwd", "is not a timezone")])
+def test_unknown_timezone_is_rejected(doc, tz, hint):
+    doc["vms"][0]["timezone"] = tz
+    msg = only_problem(doc)
+    assert msg.startswith("vms[0] (vmid 8001, phoenix-docker-01): timezone:") and hint in msg
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires", "Etc/GMT+5"])
+def test_known_timezones_are_accepted(doc, tz):
+    doc["vms"][0]["timezone"] = tz
+    assert build_config(doc).vm(8001).timezone == tz
 
 
 def test_image_checksum_length(doc):
@@ -205,11 +357,32 @@ def test_all_problems_at_once(doc):
         "vms[1] (vmid 8001, under_score): name",
         "vms[1] (vmid 8001, under_score): image",
         "vms[2] (third): vmid",
+        "vms[2] (third): network_config.ip",  # its other fields are checked too
         "zfs[0]: properties.compression",
     ]
     for prefix in expected:
         assert any(p.startswith(prefix) for p in found), (prefix, found)
     assert len(found) == len(expected), found
+
+
+def test_a_vm_with_schema_problems_still_gets_its_other_fields_checked(doc):
+    doc["vms"][0].update(vmid=8001.0, cores="four", timezone="Mars/Base")
+    doc["vms"][0]["network_config"].update(ip="dhcp", vlan=None)
+    doc["vms"][1].update(tags="web", image=5)
+    found = problems(doc)
+    assert found == [
+        "vms[0] (phoenix-docker-01): cores: must be a whole number, not the string \"four\"",
+        "vms[0] (phoenix-docker-01): network_config.vlan: must be a whole number, not null",
+        "vms[0] (phoenix-docker-01): vmid: must be a whole number, not 8001.0 (a number with a decimal point): "
+        "write 8001",
+        "vms[1] (vmid 8002, phoenix-web-01): image: must be a string (text in double quotes), not the number 5",
+        "vms[1] (vmid 8002, phoenix-web-01): tags: must be a list ([...]), not the string \"web\"",
+        "vms[0] (phoenix-docker-01): timezone: 'Mars/Base' is not a timezone of the IANA database "
+        "(e.g. UTC or Europe/Berlin)",
+        "vms[0] (phoenix-docker-01): network_config.ip: 'dhcp': every VM gets a static IPv4 address with prefix, "
+        "e.g. 10.0.0.50/24 (DHCP and IPv6 are not supported: the address is written into the VM's "
+        "network-config and is how Pulumi reaches it)",
+    ], found
 
 
 def test_unreadable_and_broken_json(tmp_path):
@@ -219,8 +392,16 @@ def test_unreadable_and_broken_json(tmp_path):
     broken.write_text('{\n  "vms": [\n    {"vmid": 1,}\n  ]\n}\n')
     with pytest.raises(ConfigFileError) as info:
         load_config(broken)
-    assert "not valid JSON: line 3, column 16" in str(info.value)
+    assert "not valid JSON: line 3, column 16: a comma before a closing } or ] (JSON allows no trailing comma)" \
+        in str(info.value)
     assert '{"vmid": 1,}' in str(info.value)
+    for text, hint in (("{'vms': []}", "expected a key in double quotes"),
+                       ('{"vms": [] "x": 1}', "a comma is missing"),
+                       ('{"vms": []} {}', "more text after the end"),
+                       ('{"vms": [], "defaults": {"timezone": "a\tb"}}', "a line break or tab inside a string")):
+        broken.write_text(text)
+        with pytest.raises(ConfigFileError, match=hint):
+            load_config(broken)
 
 
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -243,7 +424,8 @@ def test_cli_validate_problems_exit_1(doc, tmp_path):
     result = run_cli("validate", str(path))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 3 and "2 problem(s); nothing was created." == lines[-1]
+    assert len(lines) == 3 and f"error: 2 problem(s) in {path}; nothing was created." == lines[-1]
+    assert all(line.startswith(f"error: {path}: vms[") for line in lines[:-1])
     assert "Traceback" not in result.stderr
 
 

@@ -64,9 +64,12 @@ def test_cycle_answers_are_unchanged():
     assert list(dependency_walk.walk_transitive_deps(c, set())) == [c, b, a]
 
 
-def test_deep_chains_do_not_overflow_the_stack():
+def test_deep_chains_do_not_overflow_the_stack(monkeypatch):
     """The SDK's recursive generator dies at about the interpreter's recursion limit, i.e. a stack
     with ~1000 clones of one template could not be previewed at all."""
+    # The SDK's walk recurses through the module global; once a test has built a stack,
+    # install() has pointed that global at ours: put the SDK's own back for this comparison.
+    monkeypatch.setattr(breaker, "_with_transitive_deps", dependency_walk.SDK_WALK)
     nodes = chain(sys.getrecursionlimit() + 500)
     with pytest.raises(RecursionError):
         list(dependency_walk.SDK_WALK(nodes[-1], set()))
@@ -125,18 +128,22 @@ def test_long_clone_chain_without_the_linear_walk_warns(monkeypatch, caplog, pul
     that says what will go wrong and what to do."""
     monkeypatch.setattr(dependency_walk, "install", lambda: False)
     monkeypatch.setattr(stack_module, "LONG_CLONE_CHAIN", 3)
-    doc = sample_document(6)  # even indexes clone template 9000: 3 clones
+    doc = sample_document(12)  # even indexes full-clone template 9000 onto local-zfs: 6 clones
     with caplog.at_level(logging.WARNING):
-        run_program(build_config(doc), pulumi_private_key)
+        run_program(build_config(doc), pulumi_private_key)  # 2 lanes (the default): chains of 3
     (warning,) = [r.getMessage() for r in caplog.records if "dependency chain" in r.getMessage()]
-    assert "3 clones of template 9000 on node pve" in warning and "RecursionError" in warning
-    assert "requirements.txt" in warning
+    assert "6 full clones onto storage local-zfs on node pve form dependency chains of 3 VMs" in warning
+    assert "fullClonesPerStorage = 2" in warning and "RecursionError" in warning
+    assert "requirements.txt" in warning and 'clone_mode "linked"' in warning
 
 
 def test_no_warning_with_the_linear_walk_or_a_short_chain(monkeypatch, caplog, pulumi_private_key):
     monkeypatch.setattr(stack_module, "LONG_CLONE_CHAIN", 3)
     with caplog.at_level(logging.WARNING):
-        run_program(build_config(sample_document(6)), pulumi_private_key)  # linear walk installed
+        run_program(build_config(sample_document(12)), pulumi_private_key)  # linear walk installed
         monkeypatch.setattr(dependency_walk, "install", lambda: False)
-        run_program(build_config(sample_document(4)), pulumi_private_key)  # 2 clones: short
+        run_program(build_config(sample_document(8)), pulumi_private_key)  # 4 clones, 2 lanes: short
+        linked = sample_document(12)
+        linked["defaults"]["clone_mode"] = "linked"
+        run_program(build_config(linked), pulumi_private_key)  # linked clones: no chain at all
     assert not [r for r in caplog.records if "dependency chain" in r.getMessage()]

@@ -21,7 +21,7 @@ import yaml
 
 from phoenix.config import load_config
 from phoenix.config.model import VmConfig
-from phoenix.localboot.image import check_build_prerequisites
+from phoenix.localboot.image import check_build_prerequisites, image_name
 from phoenix.localboot.run import BootImage, LocalBoot, booted, make_run_key, resolve_image
 from phoenix.localboot.seed import SEED_USER_DATA
 from phoenix.remote.errors import SshError
@@ -80,7 +80,10 @@ def test_cloud_init_installs_the_agent_and_finishes_clean(docker_vm: LocalBoot) 
     # The image has no agent: it answers only because cloud-init installed and started it.
     with docker_vm.ssh() as session:
         history = session.run("cat /var/log/apt/history.log", timeout_s=30).stdout
+        output = session.run("sudo cat /var/log/cloud-init-output.log", timeout_s=30).stdout
     assert "qemu-guest-agent" in history
+    # ... by its own step (bootcmd), before and apart from the VM's packages
+    assert "phoenix: guest agent: installed" in output
 
 
 def test_disk_grew_and_static_network_applied(docker_vm: LocalBoot) -> None:
@@ -159,10 +162,13 @@ def test_seed_resize2fs_on_virtio_is_caught(agent_image: BootImage) -> None:
         assert "scripts-user" in status.decode()
 
 
-def test_agent_baked_image_without_package_update_is_ready(agent_image: BootImage) -> None:
+@pytest.mark.parametrize("suite", ["bookworm", "trixie"])
+def test_agent_baked_image_without_package_update_is_ready(suite: str) -> None:
+    """The fast path on both guest generations (cloud-init 22.4 and 25.1)."""
+    image = resolve_image(image_name(suite, agent=True), log=_progress)
     vm = _vm(FAST_VMID)
     assert vm.package_update is False and vm.guest_agent.preinstalled
-    with booted(vm, agent_image, log=_progress) as boot:
+    with booted(vm, image, log=_progress) as boot:
         assert boot.readiness_error is None, boot.readiness_error.message
         assert boot.ready is not None and boot.ready.cloud_init_status == "done"
         # The fast path makes no apt call at all (cloud-init 22.4 runs `apt-get update` for any

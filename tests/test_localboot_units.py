@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from phoenix.localboot import image, qemu
+from phoenix.localboot.run import console_causes
 from phoenix.localboot.seed import make_seed_iso
 
 
@@ -148,3 +149,29 @@ def test_overlay_is_larger_than_the_image(tmp_path: Path) -> None:
     info = qemu.image_info(tmp_path / "run.qcow2")
     assert info["virtual-size"] == 6 * 1024**3
     assert Path(info["backing-filename"]) == base.resolve()
+
+
+def test_one_recipe_per_guest_generation_differing_only_in_the_suite() -> None:
+    for agent in (False, True):
+        old = image.RECIPES[image.image_name("bookworm", agent=agent)]
+        new = image.RECIPES[image.image_name("trixie", agent=agent)]
+        assert (old.suite, new.suite) == ("bookworm", "trixie")
+        assert replace(old, name=new.name, suite="trixie") == new
+    assert image.RECIPES["debian-trixie-agent"].extra_packages == ("qemu-guest-agent",)
+    with pytest.raises(image.ImageBuildError, match="unknown suite 'sid'"):
+        image.image_name("sid", agent=False)
+
+
+def test_console_causes_name_the_console_lines_or_say_there_are_none() -> None:
+    console = ("[  OK  ] Started systemd-networkd.service\n"
+               "phoenix: guest agent: installing qemu-guest-agent from the package mirror ...\n"
+               "Err:1 http://deb.debian.org/debian bookworm InRelease\n"
+               "  Could not connect to deb.debian.org:80 (151.101.2.132), connection timed out\n"
+               "E: Unable to locate package qemu-guest-agent\n"
+               "phoenix: guest agent: FAILED to install qemu-guest-agent (exit 100)\n")
+    text = console_causes(console)
+    assert text.startswith("\nThe guest's serial console says:\n")
+    assert "  Could not connect to deb.debian.org:80" in text
+    assert "  E: Unable to locate package qemu-guest-agent" in text
+    assert "Started systemd-networkd" not in text
+    assert "names no apt, network or cloud-init error" in console_causes("[  OK  ] booted\n")

@@ -92,16 +92,30 @@ def test_json_output(fakepve, env, config_file, capsys):
     add_vm(fakepve).agent = agent_answers(host_keys=openssh_public_keys(), cloud_init_exit=2)
     assert run("8001", "--file", str(config_file), "--json") == 0
     data = json.loads(capsys.readouterr().out)
+    assert data["ready"] is True and data["vmid"] == 8001
     assert data["cloud_init_status"] == "degraded" and len(data["ssh_host_keys"]) == 3
     assert data["warnings"]
+
+
+def test_json_output_when_not_ready(fakepve, env, config_file, capsys):
+    add_vm(fakepve)  # no agent; the config gives this VM 2 s
+    assert run("8001", "--file", str(config_file), "--json") == 1
+    out, err = capsys.readouterr()
+    data = json.loads(out)
+    assert data["ready"] is False and data["vmid"] == 8001 and data["name"] == "gen-8001"
+    assert data["stage"] == "agent" and "did not answer within 2 s" in data["error"]
+    assert data["elapsed_s"] >= 0
+    assert "error: VM 8001 (gen-8001) not ready (stage: agent)" in err
 
 
 def test_timeout_from_config_and_stage_in_the_error(fakepve, env, config_file, capsys):
     add_vm(fakepve)  # no agent; the config gives this VM 2 s
     assert run("8001", "--file", str(config_file)) == 1
     err = capsys.readouterr().err
-    assert "error: gen-8001 not ready (stage: agent)" in err
+    assert "error: VM 8001 (gen-8001) not ready (stage: agent)" in err
     assert "did not answer within 2 s" in err
+    # the same first-boot hint as the Pulumi resource: what this VM's agent depended on
+    assert "VM 8001 (gen-8001) installs qemu-guest-agent from its package mirror" in err
     assert "Traceback" not in err
 
 
@@ -114,10 +128,11 @@ def test_timeout_option_overrides_and_stopped_vm(fakepve, env, config_file, caps
 def test_user_mistakes_give_messages_not_tracebacks(monkeypatch, tmp_path, config_file, capsys):
     monkeypatch.delenv("PROXMOX_VE_ENDPOINT", raising=False)
     monkeypatch.delenv("PROXMOX_VE_API_TOKEN", raising=False)
-    assert run("8001", "--file", str(tmp_path / "missing.json")) == 1
-    assert run("9999", "--file", str(config_file)) == 1
-    assert run("8001", "--file", str(config_file)) == 1
-    assert run("8001", "--file", str(tmp_path / "bad.json")) == 1
+    # could not start: 2, as in every command (not 1, which means "not ready")
+    assert run("8001", "--file", str(tmp_path / "missing.json")) == 2
+    assert run("9999", "--file", str(config_file)) == 2
+    assert run("8001", "--file", str(config_file)) == 2
+    assert run("8001", "--file", str(tmp_path / "bad.json")) == 2
     err = capsys.readouterr().err
     assert "cannot read" in err and "vmid: must be >= 100" in err
     assert "no VM with vmid 9999" in err and "known: 8001, 8002" in err

@@ -87,6 +87,19 @@ def test_create_failure_names_the_stage_without_the_secret(fakepve):
     assert TOKEN_SECRET not in str(info.value)
 
 
+def test_agent_timeout_ends_with_the_first_boot_hint_which_is_not_diffed(fakepve):
+    add_vm(fakepve)  # no agent
+    provider = GuestAgentReadyProvider()
+    hint = "VM 8001 (web) installs qemu-guest-agent from its package mirror: check gateway 10.0.0.1"
+    with pytest.raises(GuestAgentNotReady) as info:
+        provider.create(props_for(fakepve, add_token(fakepve), timeout_s=1.0,
+                                  first_boot_hint=hint))
+    assert info.value.stage == "agent" and str(info.value).endswith("\n" + hint)
+    # the hint only words a failure: a new gateway in it never re-waits a ready VM
+    olds = {**props_for(fakepve), "first_boot_hint": hint}
+    assert provider.diff("id", olds, {**olds, "first_boot_hint": "other"}).changes is False
+
+
 def test_bad_token_error_has_no_secret(fakepve):
     add_vm(fakepve).agent = agent_answers()
     add_token(fakepve)

@@ -97,7 +97,46 @@ def test_agent_never_up_fails_at_the_deadline_naming_the_stage(fakepve, transpor
     assert err.stage == "agent"
     assert "did not answer within 3 s" in err.message
     assert "qemu-guest-agent installed" in err.message
-    assert "Last answer: PVE answered 500: QEMU guest agent is not running" in err.message
+    assert "last answer: PVE answered 500: QEMU guest agent is not running" in err.message
+
+
+def test_agent_timeout_says_what_this_vms_first_boot_needed(fakepve, transport, lines):
+    add_vm(fakepve)
+    hint = ("VM 8001 (web) installs qemu-guest-agent from its package mirror at first boot: "
+            "check gateway 10.0.0.1 and DNS 10.0.0.53")
+    with pytest.raises(ReadinessError) as info:
+        wait_for_ready(transport, timeout_s=1.5, log=lines.append, poll_interval_s=FAST,
+                       first_boot_hint=hint)
+    assert info.value.stage == "agent"
+    assert info.value.message.endswith("\n" + hint)
+    assert "Is qemu-guest-agent installed" not in info.value.message  # the hint replaces it
+
+
+def test_cloud_init_error_names_the_apt_error_at_once(fakepve, transport, lines):
+    """The agent answers, cloud-init says error: fail on that answer (not at the deadline),
+    with apt's own line even when it sits far above the log's tail."""
+    log = ("Reading package lists...\nBuilding dependency tree...\n"
+           "E: Unable to locate package nosuchpkg\n"
+           + "".join(f"noise {n}\n" for n in range(60))
+           + "2026-12-02 02:30:01,000 - util.py[WARNING]: Failed to install packages: "
+             "['htop', 'nosuchpkg']\n"
+           + "".join(f"more noise {n}\n" for n in range(10)))
+    add_vm(fakepve).agent = agent_answers(cloud_init_exit=1, cloud_init_status="error", log=log,
+                                          long_status="status: error\n")
+    started = time.monotonic()
+    with pytest.raises(ReadinessError) as info:
+        wait_for_ready(transport, timeout_s=600, log=lines.append, poll_interval_s=FAST)
+    assert time.monotonic() - started < 10
+    assert info.value.seconds_to_agent is not None and info.value.seconds_to_agent < 5
+    message = info.value.message
+    assert info.value.stage == "cloud-init"
+    cause = message.split("status name it:\n", 1)[1].split("\n---", 1)[0]
+    assert cause.splitlines() == [
+        "  E: Unable to locate package nosuchpkg",
+        "  2026-12-02 02:30:01,000 - util.py[WARNING]: Failed to install packages: "
+        "['htop', 'nosuchpkg']",
+    ]
+    assert "\nnoise 5\n" not in message  # above the tail, and no cause
 
 
 def test_vm_stopped_fails_at_once(fakepve, transport, lines):
@@ -110,11 +149,20 @@ def test_vm_stopped_fails_at_once(fakepve, transport, lines):
     assert info.value.message == "VM 8001 on pve is stopped"
 
 
-def test_vm_on_wrong_node_fails_at_once(fakepve, transport, lines):
-    add_vm(fakepve, node="pve2")
+def test_vm_on_another_node_is_followed(fakepve, transport, lines):
+    """HA (or an admin) moved the VM: the wait goes on where it is now (docs/lifecycle.md)."""
+    add_vm(fakepve, node="pve2").agent = agent_answers()
     fakepve.add_node("pve")
+    wait_for_ready(transport, timeout_s=60, log=lines.append)
+    assert transport.node == "pve2"
+
+
+def test_vm_on_no_node_fails_at_once(fakepve, transport, lines):
+    fakepve.add_node("pve")
+    started = time.monotonic()
     with pytest.raises(ReadinessError) as info:
         wait_for_ready(transport, timeout_s=60, log=lines.append)
+    assert time.monotonic() - started < 5
     assert info.value.stage == "vm-status"
     assert "is VM 8001 on node pve?" in info.value.message
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import runpy
 from pathlib import Path
 
@@ -109,7 +110,8 @@ def test_agent_enabled_without_the_providers_own_wait(example_run):
 
 def test_image_vm_imports_the_downloaded_image(example_run):
     download = example_run.of_type(DOWNLOAD)[0]
-    assert download.inputs["contentType"] == "iso" and download.inputs["fileName"] == "ubuntu-24.04.img"
+    assert download.inputs["contentType"] == "iso"
+    assert re.fullmatch(r"ubuntu-24\.04-[0-9a-f]{8}\.img", download.inputs["fileName"])
     assert download.inputs["nodeName"] == "pve" and download.inputs["overwrite"] is False
     vm = example_run.named("vm-8002-vm")
     assert vm.inputs["disks"][0]["fileId"] == "image-ubuntu-24.04-pve-local-id"
@@ -143,15 +145,63 @@ def test_parents_and_dependencies(example_run):
         assert not any(s.urn in urns for s in snippets for urns in vm.property_dependencies.values())
 
 
-def test_clones_of_one_template_are_serialised(pulumi_private_key):
-    doc = sample_document(6)  # even indexes clone template 9000, odd ones use an image
-    run = run_program(build_config(doc), pulumi_private_key)
-    clones = [r for r in run.of_type(VM) if "clone" in r.inputs]
-    assert [r.name for r in clones] == ["vm-10000-vm", "vm-10002-vm", "vm-10004-vm"]
-    assert clones[0].urn in clones[1].dependencies and clones[1].urn in clones[2].dependencies
-    assert not any(c.urn in r.dependencies for c in clones for r in run.of_type(VM) if "clone" not in r.inputs)
+def vm_deps(run, name: str) -> set[str]:
+    """The VMs (by resource name) that this VM's registration depends on."""
+    vms = {r.urn: r.name for r in run.of_type(VM)}
+    return {vms[u] for u in run.named(name).dependencies if u in vms}
+
+
+def full_clones_doc(count: int) -> dict:
+    return sample_document(2 * count)  # even indexes full-clone template 9000, odd ones use an image
+
+
+def test_full_clones_go_in_two_lanes_per_node_and_storage_by_default(pulumi_private_key):
+    run = run_program(build_config(full_clones_doc(5)), pulumi_private_key)
+    clones = [f"vm-{10000 + 2 * i}-vm" for i in range(5)]
+    # clone i waits for clone i-2 of the same (node, storage), and for no other VM
+    assert [vm_deps(run, c) for c in clones] == [set(), set(), {clones[0]}, {clones[1]}, {clones[2]}]
+    assert all(vm_deps(run, f"vm-{10001 + 2 * i}-vm") == set() for i in range(5))  # image VMs: free
     # one download per image and node, shared by every VM using it
     assert len(run.of_type(DOWNLOAD)) == 1
+
+
+@pytest.mark.parametrize("lanes", ["1", "3"])
+def test_lanes_come_from_the_stack_config(lanes, pulumi_private_key):
+    run = run_program(build_config(full_clones_doc(6)), pulumi_private_key, **{
+        "phoenix-hypervisor:fullClonesPerStorage": lanes})
+    clones = [f"vm-{10000 + 2 * i}-vm" for i in range(6)]
+    k = int(lanes)
+    assert [vm_deps(run, c) for c in clones] == [{clones[i - k]} if i >= k else set() for i in range(6)]
+
+
+def test_lanes_are_per_node_and_target_storage(pulumi_private_key):
+    doc = full_clones_doc(6)
+    clones = [vm for vm in doc["vms"] if "clone_from" in vm]
+    clones[1]["clone_from"] = 9001  # another template, same storage: same lanes
+    clones[3]["storage"] = "ceph"    # another storage: its own lanes
+    clones[4]["node"] = "pve2"       # another node: its own lanes
+    clones[5]["storage"] = "ceph"
+    run = run_program(build_config(doc), pulumi_private_key)
+    names = [f"vm-{vm['vmid']}-vm" for vm in clones]
+    assert [vm_deps(run, n) for n in names] == [set(), set(), {names[0]}, set(), set(), set()]
+
+
+def test_linked_clones_are_not_bounded(pulumi_private_key):
+    doc = full_clones_doc(6)
+    doc["defaults"]["clone_mode"] = "linked"
+    doc["vms"][10]["clone_mode"] = "full"  # one full clone among them: alone in its lanes
+    run = run_program(build_config(doc), pulumi_private_key)
+    assert all(vm_deps(run, r.name) == set() for r in run.of_type(VM))
+
+
+def test_bad_lane_count_is_a_clear_error(pulumi_private_key):
+    for bad in ("0", "two", "65"):
+        monitor, error = run_main({**stack_config(pulumi_private_key)[0],
+                                   "phoenix-hypervisor:fullClonesPerStorage": bad},
+                                  stack_config(pulumi_private_key)[1])
+        assert error is not None and nothing_registered(monitor)
+        assert "phoenix-hypervisor:fullClonesPerStorage must be a whole number from 1 to 64" in str(error)
+        assert "Traceback" not in str(error)
 
 
 def test_program_is_deterministic(example, pulumi_private_key):
@@ -196,10 +246,15 @@ def test_protect_maps_to_pulumi_protect(doc, pulumi_private_key):
 
 
 def test_stack_outputs(example_run):
-    ready = {"cloudInitStatus": "done"}
+    # the readiness values are what the mock GuestAgentReady returned (tests/pulumi_harness.py):
+    # the outputs show the readiness resource's facts, not the config's
+    ready = {"cloudInitStatus": "done", "secondsToAgent": 12.5, "secondsToCloudInit": 40.0,
+             "ipv4Addresses": [], "user": "phoenix"}
     assert example_run.outputs["vms"] == {
-        "phoenix-docker-01": {"vmid": 8001, "name": "phoenix-docker-01", "node": "pve", "ip": "10.0.0.101", **ready},
-        "phoenix-web-01": {"vmid": 8002, "name": "phoenix-web-01", "node": "pve", "ip": "10.0.0.102", **ready},
+        "phoenix-docker-01": {"vmid": 8001, "name": "phoenix-docker-01", "node": "pve", "ip": "10.0.0.101",
+                              "configuredIp": "10.0.0.101", **ready},
+        "phoenix-web-01": {"vmid": 8002, "name": "phoenix-web-01", "node": "pve", "ip": "10.0.0.102",
+                           "configuredIp": "10.0.0.102", **ready},
     }
 
 
@@ -209,11 +264,14 @@ def test_readiness_waits_for_each_vm(example_run):
         vm = example_run.named(f"vm-{vmid}-vm")
         assert ready.parent == example_run.named(f"vm-{vmid}").urn and vm.urn in ready.dependencies
         assert ready.inputs["vmid"] == vmid and ready.inputs["node"] == "pve" and ready.inputs["timeout_s"] == timeout
-        # a replaced VM gets a new id, and so a new wait
+        # the VM id (= vmid) is kept as an input only so existing state shows no diff
         assert ready.inputs["vm_resource_id"] == f"vm-{vmid}-vm-id"
         assert ready.property_dependencies["vm_resource_id"] == [vm.urn]
         # the API token reaches the provider through the stack config, not through state
         assert "api_token" not in ready.inputs
+        # an agent timeout names what this VM's first boot needed (its gateway and DNS)
+        assert ready.inputs["first_boot_hint"].startswith(f"VM {vmid} (")
+        assert "gateway 10.0.0.1" in ready.inputs["first_boot_hint"]
 
 
 def test_guest_agent_timeout_comes_from_the_config(doc, pulumi_private_key):
@@ -251,6 +309,12 @@ def test_generated_configs(pulumi_private_key):
 
 
 # -- __main__.py: the program as `pulumi up` runs it --------------------------------------------
+
+@pytest.fixture(autouse=True)
+def private_home(monkeypatch, tmp_path):
+    """__main__.py writes the nodes' pinned host keys to $HOME/.ssh/known_hosts: not the tester's."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+
 
 def run_main(values: dict, secret_keys: list) -> tuple[RecordingMonitor, pulumi.RunError | None]:
     """__main__.py as `pulumi up` runs it, under the mock engine: (registrations, RunError or None)."""

@@ -79,8 +79,8 @@ def test_order_image_template_vm_bake_clones(run):
     assert vm.urn in bake.dependencies and bake.property_dependencies["vm_resource_id"] == [vm.urn]
     assert bake.replace_with == [vm.urn]  # a replaced template VM (same vmid, same id) is baked again
     first, second = run.named("vm-8001-vm"), run.named("vm-8003-vm")
-    assert bake.urn in first.dependencies  # the first clone waits for the bake
-    assert first.urn in second.dependencies  # and the next clone for the first (as before)
+    # every clone of the template waits for its bake (full clones also keep their lanes)
+    assert bake.urn in first.dependencies and bake.urn in second.dependencies
     assert first.inputs["clone"]["vmId"] == 9100 and first.inputs["clone"]["nodeName"] == "pve"
     # the VM from the image does not wait for any template
     assert bake.urn not in run.named("vm-8002-vm").dependencies

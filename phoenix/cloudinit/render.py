@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +24,13 @@ from phoenix.config.rules import ssh_public_key_problem
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "cloud_init"
 GUEST_AGENT_PACKAGE = "qemu-guest-agent"
+# Installs and starts the agent from cloud-init's bootcmd (see the script's header).
+AGENT_INSTALL_SCRIPT = TEMPLATE_DIR / "install-guest-agent.sh"
 
 USER_DATA_KEYS = frozenset({
     "hostname", "fqdn", "preserve_hostname", "manage_etc_hosts", "timezone", "users", "disable_root",
     "ssh_pwauth", "growpart", "resize_rootfs", "package_update", "package_upgrade", "packages",
-    "write_files", "runcmd", "ssh_genkeytypes",
+    "write_files", "runcmd", "ssh_genkeytypes", "bootcmd",
 })
 NETWORK_KEYS = frozenset({"version", "ethernets"})
 # libyaml's loader when PyYAML has it (the wheels do): the parse-back check is the hot spot of
@@ -98,13 +101,24 @@ def render_user_data(vm: VmConfig, extra_keys: Iterable[str] = ()) -> str:
         if problem:
             raise ValueError(f"extra SSH key for {vm.label}: {problem}")
     keys = list(dict.fromkeys([*vm.user.ssh_authorized_keys, *extra]))
-    # cloud-init 22.4 runs `apt-get update` whenever `packages` is non-empty, package_update or
-    # not: a template with the agent baked in gets no package entry for it.
-    agent = [] if vm.guest_agent.preinstalled else [GUEST_AGENT_PACKAGE]
-    packages = list(dict.fromkeys([*agent, *vm.packages]))
+    # The agent is never in `packages`: cloud-init installs that whole list in one `apt-get
+    # install`, so one bad name would keep the agent down too. Without a preinstalled agent the
+    # bootcmd installs it first; with one there is no apt step for it at all (cloud-init 22.4
+    # runs `apt-get update` whenever `packages` is non-empty, package_update or not).
+    packages = list(dict.fromkeys(vm.packages))
+    script = "" if vm.guest_agent.preinstalled else agent_install_script()
     fqdn = f"{vm.name}.{vm.network_config.search_domain}" if vm.network_config.search_domain else None
     return _render("user-data.yaml.j2", USER_DATA_KEYS, vm=vm, fqdn=fqdn, authorized_keys=keys,
-                   packages=packages)
+                   packages=packages, agent_install_script=script)
+
+
+@functools.lru_cache(maxsize=1)
+def agent_install_script() -> str:
+    """The bootcmd script that installs and starts the guest agent (static project text)."""
+    text = AGENT_INSTALL_SCRIPT.read_text()
+    if "\t" in text or "{{" in text or "{%" in text:  # it is pasted into a YAML block scalar
+        raise RenderError(f"{AGENT_INSTALL_SCRIPT.name} must contain no tabs or Jinja markup")
+    return text.rstrip("\n") + "\n"  # what the block scalar (`|`, clip) yields
 
 
 def render_network_config(vm: VmConfig) -> str:
@@ -127,6 +141,7 @@ class Seed:
     user_data: str
     network_config: str
     meta_data: str
+    source_digest: str = ""  # SeedSource.digest: what the parts were rendered from
 
     @property
     def digest(self) -> str:
@@ -138,5 +153,35 @@ class Seed:
         return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class SeedSource:
+    """What a VM's seed is rendered from: the config values and the extra keys, not the
+    templates. `recreate_on_cloud_init_change` keys on this digest, so a user's edit rebuilds an
+    opted-in VM while a Phoenix upgrade that renders the same values differently does not."""
+
+    vm: VmConfig
+    extra_keys: tuple[str, ...]
+
+    @property
+    def digest(self) -> str:
+        vm, net = self.vm, self.vm.network_config
+        source = {
+            "vmid": vm.vmid, "name": vm.name, "timezone": vm.timezone,
+            "user": {"name": vm.user.name, "keys": list(vm.user.ssh_authorized_keys),
+                     "sudo": vm.user.sudo, "shell": vm.user.shell},
+            "extra_keys": sorted(self.extra_keys),
+            "packages": list(vm.packages), "package_update": vm.package_update,
+            "package_upgrade": vm.package_upgrade,
+            "agent_preinstalled": vm.guest_agent.preinstalled,
+            "network": {"ip": str(net.ip), "gateway": str(net.gateway) if net.gateway else None,
+                        "dns": list(net.dns), "search_domain": net.search_domain,
+                        "mac_address": net.mac_address.lower(),
+                        "interface_name": net.interface_name},
+        }
+        return hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()
+
+
 def render_seed(vm: VmConfig, extra_keys: Iterable[str] = ()) -> Seed:
-    return Seed(render_user_data(vm, extra_keys), render_network_config(vm), render_meta_data(vm))
+    extra = tuple(k.strip() for k in extra_keys)
+    return Seed(render_user_data(vm, extra), render_network_config(vm), render_meta_data(vm),
+                source_digest=SeedSource(vm, extra).digest)

@@ -16,8 +16,9 @@ from typing import Any
 
 import jsonschema
 
-from phoenix.config import rules
+from phoenix.config import rules, schema_messages, strict_json
 from phoenix.config import templates as template_rules
+from phoenix.config.clone_rules import DEFAULT_CLONE_MODE, clone_mode_problems
 from phoenix.config.errors import ConfigError, ConfigFileError, Problem
 from phoenix.config.model import (
     Config,
@@ -49,6 +50,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "tags": [],
     "protect": False,
     "recreate_on_cloud_init_change": False,
+    "clone_mode": DEFAULT_CLONE_MODE,
     "network_config": {"bridge": "vmbr0", "dns": []},
     "user": {"ssh_authorized_keys": [], "sudo": True, "shell": "/bin/bash"},
     "guest_agent": {"timeout_s": 900, "preinstalled": False},
@@ -63,8 +65,28 @@ def schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text())
 
 
+def _is_integer(_checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# JSON Schema counts 8001.0 as an integer; every integer of this file (vmid, cores, vlan, ...) is
+# an id or a count, and a float would only fail later: a whole number means no decimal point.
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
 def read_document(path: str | Path) -> Any:
-    """The parsed JSON, or ConfigFileError saying why the file cannot be used."""
+    """The parsed JSON, or ConfigFileError saying why the file cannot be used.
+
+    Duplicate keys and non-finite numbers are not reported here but by `load_config` (with the
+    other problems of the file); this returns the last value of a repeated key.
+    """
+    return _read(path)[0]
+
+
+def _read(path: str | Path) -> tuple[Any, list[strict_json.JsonProblem]]:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -75,23 +97,41 @@ def read_document(path: str | Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigFileError(f"{path}: cannot read: {exc}") from None
     try:
-        return json.loads(text)
+        return strict_json.parse(text)
     except json.JSONDecodeError as exc:
         line = text.splitlines()[exc.lineno - 1] if exc.lineno - 1 < len(text.splitlines()) else ""
         raise ConfigFileError(
-            f"{path}: not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}\n"
+            f"{path}: not valid JSON: line {exc.lineno}, column {exc.colno}: {_json_hint(text, exc)}\n"
             f"  {line.rstrip()}\n  {' ' * (exc.colno - 1)}^"
         ) from None
 
 
+def _json_hint(text: str, exc: json.JSONDecodeError) -> str:
+    """json's message, said the way a person editing the file thinks of it."""
+    before = text[:exc.pos].rstrip()
+    if exc.msg.startswith(("Expecting property name", "Expecting value")) and before.endswith(","):
+        return "a comma before a closing } or ] (JSON allows no trailing comma)"
+    if exc.msg.startswith("Expecting property name"):
+        return "expected a key in double quotes (JSON has no comments and no single quotes)"
+    if exc.msg.startswith("Expecting ',' delimiter"):
+        return "a comma is missing between two entries"
+    if exc.msg.startswith("Extra data"):
+        return "more text after the end of the document (one top-level object only)"
+    if exc.msg.startswith("Invalid control character"):
+        return "a line break or tab inside a string (write \\n or \\t)"
+    return exc.msg
+
+
 def load_config(path: str | Path) -> Config:
     """Load and check the whole file. Raises ConfigFileError or ConfigError (with every problem)."""
-    doc = read_document(path)
-    return build_config(doc, path=Path(path))
+    doc, json_problems = _read(path)
+    return build_config(doc, path=Path(path), json_problems=json_problems)
 
 
-def build_config(doc: Any, path: Path = Path("<config>")) -> Config:
-    checker = _Checker(doc)
+def build_config(doc: Any, path: Path = Path("<config>"),
+                 json_problems: list[strict_json.JsonProblem] | None = None) -> Config:
+    """Check a parsed document; `json_problems` are those of its JSON text (duplicate keys, NaN)."""
+    checker = _Checker(doc, json_problems or [])
     config = checker.run(path)
     if checker.problems:
         raise ConfigError(str(path), checker.problems)
@@ -106,6 +146,12 @@ def _dotted(parts: list[Any] | tuple[Any, ...]) -> str:
     return out
 
 
+def _object(vm: dict[str, Any], key: str) -> dict[str, Any]:
+    """vm[key] when it is an object; {} when absent or of the wrong type (the schema said so)."""
+    value = vm.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _merge(defaults: dict[str, Any], vm: dict[str, Any]) -> dict[str, Any]:
     """VM fields win; objects (network_config, user, guest_agent) merge one level deep."""
     merged = copy.deepcopy(defaults)
@@ -118,8 +164,9 @@ def _merge(defaults: dict[str, Any], vm: dict[str, Any]) -> dict[str, Any]:
 
 
 class _Checker:
-    def __init__(self, doc: Any):
+    def __init__(self, doc: Any, json_problems: list[strict_json.JsonProblem]):
         self.doc = doc
+        self.json_problems = json_problems
         self.problems: list[Problem] = []
 
     # -- helpers ---------------------------------------------------------------------------
@@ -143,28 +190,43 @@ class _Checker:
                 self.add(where, f"{field}[{i}]", message)
 
     # -- the passes ------------------------------------------------------------------------
+    def locate(self, parts: list[Any]) -> tuple[str, str]:
+        """(where, field) of a path in the document: a VM by index, vmid and name; an image or
+        ZFS entry by key; else the top-level key."""
+        doc = self.doc
+        if len(parts) >= 2 and parts[0] == "vms" and isinstance(parts[1], int):
+            vms = doc.get("vms") if isinstance(doc, dict) else None
+            vm = vms[parts[1]] if isinstance(vms, list) and parts[1] < len(vms) else None
+            return self.vm_label(parts[1], vm), _dotted(parts[2:])
+        if len(parts) >= 2 and parts[0] == "templates" and isinstance(parts[1], int):
+            templates = doc.get("templates") if isinstance(doc, dict) else None
+            raw = templates[parts[1]] if isinstance(templates, list) and parts[1] < len(templates) else None
+            return template_rules.template_label(parts[1], raw), _dotted(parts[2:])
+        if parts:
+            split = 2 if parts[0] in ("images", "zfs") else 1
+            return _dotted(parts[:split]), _dotted(parts[split:])
+        return "(top level)", ""
+
     def run(self, path: Path) -> Config | None:
         doc = self.doc
-        validator = jsonschema.Draft202012Validator(schema())
-        schema_bad_vms: set[int] = set()
+        reported: set[tuple[Any, ...]] = set()
+        for problem in self.json_problems:
+            self.add(*self.locate(list(problem.path)), problem.message)
+            reported.add(problem.path)
+        validator = _Validator(schema())
+        schema_bad_vms: dict[int, list[list[Any]]] = {}  # VM index -> paths of its bad values
         schema_bad_templates: set[int] = set()
         for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
             parts = list(err.absolute_path)
+            found = schema_messages.messages(err)
             if len(parts) >= 2 and parts[0] == "templates" and isinstance(parts[1], int):
                 schema_bad_templates.add(parts[1])
-                where = template_rules.template_label(parts[1], doc["templates"][parts[1]])
-                field = _dotted(parts[2:])
-            elif len(parts) >= 2 and parts[0] == "vms" and isinstance(parts[1], int):
-                schema_bad_vms.add(parts[1])
-                where = self.vm_label(parts[1], doc["vms"][parts[1]])
-                field = _dotted(parts[2:])
-            elif parts:
-                where, field = _dotted(parts[:2] if parts[0] in ("images", "zfs") else parts[:1]), _dotted(
-                    parts[2:] if parts[0] in ("images", "zfs") else parts[1:]
-                )
-            else:
-                where, field = "(top level)", ""
-            self.add(where, field, _schema_message(err))
+            if len(parts) >= 2 and parts[0] == "vms" and isinstance(parts[1], int):
+                schema_bad_vms.setdefault(parts[1], []).extend(parts[2:] + list(extra) for extra, _ in found)
+            if tuple(parts) in reported:
+                continue  # a NaN already reported where it was written
+            for extra, message in found:
+                self.add(*self.locate(parts + list(extra)), message)
         if not isinstance(doc, dict) or not isinstance(doc.get("vms"), list):
             return None
         if any(p.where == "defaults" for p in self.problems):
@@ -182,6 +244,7 @@ class _Checker:
             merged = _merge(defaults, raw)
             merged_vms.append((index, merged))
             if index in schema_bad_vms:
+                self.check_the_rest(index, merged, defaults, schema_bad_vms[index], images)
                 continue
             merged = template_rules.resolve_clone_source(self.vm_label(index, merged), merged, raw,
                                                          templates, self.add, raw_templates)
@@ -190,11 +253,44 @@ class _Checker:
                 vms.append(vm)
         self.duplicates(merged_vms)
         self.template_vmids(raw_templates, templates, merged_vms)
+        self.problems.extend(clone_mode_problems(
+            doc["vms"], [(i, vm, self.vm_label(i, vm)) for i, vm in merged_vms if i not in schema_bad_vms]))
         zfs = self.zfs(doc.get("zfs") or [])
         if self.problems:
             return None
         return Config(path=path, vms=tuple(vms), images=images, zfs=tuple(zfs),
                       templates=tuple(templates))
+
+    def check_the_rest(self, index: int, vm: dict[str, Any], defaults: dict[str, Any],
+                       bad_paths: list[list[Any]], images: dict[str, ImageConfig]) -> None:
+        """A VM with schema problems still gets its other fields checked (all problems at once):
+        each bad value is replaced by its default, or left out, and problems that only follow
+        from that are dropped. Such a VM is never built."""
+        checked = copy.deepcopy(vm)
+        removed: set[str] = set()
+        for path in bad_paths:
+            if not path or not isinstance(path[0], str):
+                return  # the VM itself is not an object: nothing else to check
+            nested = path[0] in ("network_config", "user", "guest_agent") and len(path) > 1 \
+                and isinstance(path[1], str) and isinstance(checked.get(path[0]), dict)
+            target = path[:2] if nested else path[:1]
+            holder, fallback = (checked[path[0]], _object(defaults, path[0])) if nested else (checked, defaults)
+            holder.pop(target[-1], None)
+            if target[-1] in fallback:
+                holder[target[-1]] = copy.deepcopy(fallback[target[-1]])
+            removed.add(_dotted(target))
+        if "vmid" not in checked:
+            checked["vmid"] = 0  # a stand-in, so the fields that do not depend on it get checked
+        before = len(self.problems)
+        self.vm(index, checked, images)
+        kept = self.problems[:before]
+        label, stand_in = self.vm_label(index, vm), self.vm_label(index, checked)
+        for problem in self.problems[before:]:
+            field = problem.field
+            if not any(field == t or field.startswith((t + ".", t + "[")) or t in field.split("/")
+                       for t in removed):
+                kept.append(Problem(label, field, problem.message) if problem.where == stand_in else problem)
+        self.problems = kept
 
     def images(self, raw: dict[str, Any]) -> dict[str, ImageConfig]:
         images: dict[str, ImageConfig] = {}
@@ -229,7 +325,7 @@ class _Checker:
             if key not in vm:
                 self.add(where, key, "is required (set it on the VM or in defaults)")
         for outer, inner in REQUIRED_NESTED:
-            if inner not in vm.get(outer, {}):
+            if inner not in _object(vm, outer):
                 self.add(where, f"{outer}.{inner}", "is required (set it on the VM or in defaults)")
         if len(self.problems) > before:
             return None
@@ -289,6 +385,7 @@ class _Checker:
             protect=vm["protect"],
             recreate_on_cloud_init_change=vm["recreate_on_cloud_init_change"],
             timezone=vm.get("timezone"),
+            clone_mode=vm["clone_mode"],
             template=vm.get("_template"),
             clone_node=vm.get("_clone_node"),
         )
@@ -374,23 +471,13 @@ class _Checker:
         with other problems, so that all problems show at once)."""
 
         def ip(vm: dict[str, Any]) -> Any:
-            raw = vm.get("network_config", {}).get("ip")
+            raw = _object(vm, "network_config").get("ip")
             return rules.parse_interface(raw)[0].ip if isinstance(raw, str) and rules.parse_interface(raw)[0] else None
-
-        vmids = [vm.get("vmid") for _, vm in vms]
-
-        def mac(vm: dict[str, Any]) -> Any:
-            raw = vm.get("network_config", {}).get("mac_address")
-            if raw is None and isinstance(vm.get("vmid"), int):
-                # derived from the vmid: a duplicate vmid is already reported once
-                return rules.derived_mac(vm["vmid"]) if vmids.count(vm["vmid"]) == 1 else None
-            return raw.lower() if isinstance(raw, str) else None
 
         keys: dict[str, Callable[[dict[str, Any]], Any]] = {
             "vmid": lambda v: v.get("vmid") if isinstance(v.get("vmid"), int) else None,
             "name": lambda v: v["name"].lower() if isinstance(v.get("name"), str) else None,
             "network_config.ip": ip,
-            "network_config.mac_address": mac,
         }
         for field, key in keys.items():
             seen: dict[Any, str] = {}
@@ -403,12 +490,37 @@ class _Checker:
                     self.add(label, field, f"{k} is already used by {seen[k]}")
                 else:
                     seen[k] = label
+        self.duplicate_macs(vms)
         managed = {vm["vmid"]: self.vm_label(i, vm) for i, vm in vms if isinstance(vm.get("vmid"), int)}
         for index, vm in vms:
             clone_from = vm.get("clone_from")
             if isinstance(clone_from, int) and clone_from in managed and clone_from != vm.get("vmid"):
                 self.add(self.vm_label(index, vm), "clone_from",
                          f"{clone_from} is a VM of this file ({managed[clone_from]}), not a template")
+
+    def duplicate_macs(self, vms: list[tuple[int, dict[str, Any]]]) -> None:
+        """A MAC is set (network_config.mac_address) or derived from the vmid's low 24 bits, so
+        two vmids 2**24 apart get the same one: name the vmids, not a field nobody set."""
+        vmids = [vm.get("vmid") for _, vm in vms]
+        seen: dict[str, tuple[str, str]] = {}  # mac -> (label, how it came about)
+        for index, vm in vms:
+            raw = _object(vm, "network_config").get("mac_address")
+            vmid = vm.get("vmid")
+            if isinstance(raw, str):
+                mac, how, field = raw.lower(), "set in network_config.mac_address", "network_config.mac_address"
+            elif isinstance(vmid, int) and vmids.count(vmid) == 1:  # a duplicate vmid is reported once
+                mac, how, field = rules.derived_mac(vmid), f"derived from vmid {vmid}", "vmid"
+            else:
+                continue
+            label = self.vm_label(index, vm)
+            if mac not in seen:
+                seen[mac] = (label, how)
+                continue
+            other, other_how = seen[mac]
+            hint = ("; a derived MAC uses only the vmid's low 24 bits: set network_config.mac_address "
+                    "on one of them") if "derived" in how + other_how else ""
+            self.add(label, field, f"MAC address {mac} ({how}) is the same as that of {other} "
+                     f"({other_how}){hint}")
 
     def template_vmids(self, raw_templates: list[Any], templates: list[Any],
                        vms: list[tuple[int, dict[str, Any]]]) -> None:
@@ -420,9 +532,11 @@ class _Checker:
                          f"{copies[vm['vmid']]}")
 
     def zfs(self, raw: list[Any]) -> list[ZfsPropertyConfig]:
-        from phoenix.zfs import check_zfs_property  # the ZFS resource knows its valid names
+        from phoenix.zfs import check_zfs_property, zfs_resource_name  # the ZFS resource's rules
 
         out = []
+        # Pulumi resource name -> (entry label, node, dataset, property) of its first setting
+        names: dict[str, tuple[str, str, str, str]] = {}
         for i, entry in enumerate(raw):
             if not isinstance(entry, dict) or not {"node", "dataset", "properties"} <= entry.keys():
                 continue
@@ -432,14 +546,19 @@ class _Checker:
             for prop, value in entry["properties"].items():
                 for message in check_zfs_property(entry["dataset"], prop, value):
                     self.add(f"zfs[{i}]", f"properties.{prop}", message)
+                name = zfs_resource_name(entry["node"], entry["dataset"], prop)
+                first = names.setdefault(name, (f"zfs[{i}]", entry["node"], entry["dataset"], prop))
+                if first[0] == f"zfs[{i}]":
+                    continue
+                if first[1:] == (entry["node"], entry["dataset"], prop):
+                    self.add(f"zfs[{i}]", f"properties.{prop}",
+                             f"{prop} of {entry['dataset']} on node {entry['node']} is already set by "
+                             f"{first[0]}: set each property of a dataset once")
+                else:
+                    self.add(f"zfs[{i}]", f"properties.{prop}",
+                             f"{prop} of {entry['dataset']} on node {entry['node']} and {first[0]} "
+                             f"({first[3]} of {first[2]} on node {first[1]}) get the same resource "
+                             f"name {name!r} ('/' becomes '-'): Pulumi cannot manage both")
             if len(self.problems) == before:
                 out.append(ZfsPropertyConfig(entry["node"], entry["dataset"], dict(entry["properties"])))
         return out
-
-
-def _schema_message(err: jsonschema.ValidationError) -> str:
-    if err.validator == "additionalProperties":
-        return err.message.replace("Additional properties are not allowed", "unknown field(s)")
-    if err.validator == "oneOf" and isinstance(err.instance, (dict, str)):
-        return "expected a feature name or {\"name\": ..., \"params\": {...}}"
-    return err.message

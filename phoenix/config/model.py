@@ -77,6 +77,7 @@ class VmConfig:
     # on when that is not the VM's node (a clone across nodes).
     template: str | None = None
     clone_node: str | None = None
+    clone_mode: str = "full"  # "linked" | "full"; only used with clone_from (phoenix.config.clone_rules)
 
     @property
     def label(self) -> str:

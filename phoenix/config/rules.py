@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
+import functools
 import ipaddress
 import re
 import struct
+import zoneinfo
 
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _DEB_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$")
 _UNIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _PVE_TAG = re.compile(r"^[a-z0-9_][a-z0-9_+.-]*$")
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
-_TIMEZONE = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
 _SHELL = re.compile(r"^/[A-Za-z0-9_./-]+$")
 
 SSH_KEY_TYPES = frozenset({
@@ -96,16 +98,36 @@ def mac_problem(mac: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1)
+def _timezones() -> frozenset[str]:
+    # The IANA database of this machine (/usr/share/zoneinfo), or the `tzdata` package where the
+    # system has none; the guest's own database has the same names.
+    return frozenset(zoneinfo.available_timezones())
+
+
 def timezone_problem(tz: str) -> str | None:
-    return None if _TIMEZONE.match(tz) and ".." not in tz else f"{tz!r} is not a timezone name"
+    """An IANA timezone name, e.g. Europe/Berlin or UTC (what cloud-init's `timezone` sets)."""
+    zones = _timezones()
+    if tz in zones:
+        return None
+    close = difflib.get_close_matches(tz, sorted(zones), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "e.g. UTC or Europe/Berlin"
+    return f"{tz!r} is not a timezone of the IANA database ({hint})"
 
 
 def shell_problem(shell: str) -> str | None:
     return None if _SHELL.match(shell) else f"{shell!r} is not an absolute path to a shell"
 
 
+STATIC_IPV4_ONLY = ("every VM gets a static IPv4 address with prefix, e.g. 10.0.0.50/24 "
+                    "(DHCP and IPv6 are not supported: the address is written into the VM's "
+                    "network-config and is how Pulumi reaches it)")
+
+
 def parse_interface(value: str) -> tuple[ipaddress.IPv4Interface | None, str | None]:
     """Parse `A.B.C.D/NN`; returns (interface, problem)."""
+    if value.strip().lower() in ("dhcp", "dhcp4", "dhcp6", "auto", "") or ":" in value:
+        return None, f"{value!r}: {STATIC_IPV4_ONLY}"
     if "/" not in value:
         return None, f"{value!r} needs a prefix length, e.g. {value}/24"
     try:
@@ -123,7 +145,8 @@ def parse_address(value: str) -> tuple[ipaddress.IPv4Address | None, str | None]
     try:
         return ipaddress.IPv4Address(value), None
     except ValueError:
-        return None, f"{value!r} is not an IPv4 address"
+        v6 = " (IPv6 is not supported)" if ":" in value else ""
+        return None, f"{value!r} is not an IPv4 address{v6}"
 
 
 def derived_mac(vmid: int) -> str:

@@ -148,6 +148,11 @@ def resolve_clone_source(where: str, vm: dict[str, Any], raw_vm: dict[str, Any],
         problem = cross_node_clone_problem(template, str(node), vm.get("clone_mode"))
         if problem:
             add(where, "clone_from", problem)
+    if vm.get("clone_mode") == "linked" and vm.get("storage") != template.storage:
+        # The template's storage is known here: a linked clone's disk stays on it.
+        add(where, "storage", f"a linked clone of template {template.name!r} keeps its disk on the "
+            f"template's storage {template.storage!r}, not {vm.get('storage')!r}: set storage to "
+            f"{template.storage!r}, or clone_mode: \"full\"")
     ga = raw_vm.get("guest_agent")
     if not (isinstance(ga, dict) and "preinstalled" in ga):
         # The template has the agent baked in: the VM need not say so again.

@@ -1,7 +1,8 @@
 """`python -m phoenix boot VMID [--file FILE] --image IMAGE`: a VM's first boot, locally in qemu.
 
-IMAGE is a built-in debootstrap image (`debian-bookworm`: no guest agent, like a stock cloud
-image; `debian-bookworm-agent`: agent baked in), built and cached on first use, or the path of a
+IMAGE is a built-in debootstrap image (`debian-bookworm` or `debian-trixie`: no guest agent,
+like a stock cloud image; `debian-bookworm-agent`, `debian-trixie-agent`: agent baked in), built
+and cached on first use, or the path of a
 disk image: a cloud image with its own bootloader, or with `--kernel/--initrd/--append` a root
 disk for direct kernel boot. Progress goes to stderr, the report to stdout (`--json` for
 scripts). Exit 0 only when everything passed; 1 when the boot or a check failed; 2 for a
@@ -13,18 +14,27 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
-from phoenix.cli_support import add_file_argument, fail, load_vm_or_report
+from phoenix.cli_support import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_file_argument,
+    add_vmid_argument,
+    fail,
+    load_vm_or_report,
+)
 from phoenix.localboot.image import RECIPES, ImageBuildError
 from phoenix.localboot.qemu import QemuError
 from phoenix.localboot.run import LocalBootError, boot_vm, resolve_image
 from phoenix.localboot.seed import SeedError
 
-EXIT_PASSED, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_PASSED = EXIT_OK  # the shared exit codes (docs/cli.md)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("vmid", type=int, help="the VM's vmid in the config file")
+    add_vmid_argument(parser)
     add_file_argument(parser)
     parser.add_argument(
         "--image", required=True, metavar="IMAGE",
@@ -46,9 +56,15 @@ def run(args: argparse.Namespace) -> int:
     vm = load_vm_or_report(args.file, args.vmid)
     if isinstance(vm, int):
         return EXIT_USAGE
+    if args.image not in RECIPES and Path(args.image).expanduser().is_dir():
+        return fail(f"--image {args.image!r} is a directory; give a disk image file (qcow2 or raw) "
+                    f"or a built-in image: {', '.join(sorted(RECIPES))}", EXIT_USAGE)
+    for flag, value in (("--kernel", args.kernel), ("--initrd", args.initrd)):
+        if value is not None and Path(value).expanduser().is_dir():
+            return fail(f"{flag} {value!r} is a directory, not a file", EXIT_USAGE)
     if args.disk_gb is not None and args.disk_gb < 1:
         return fail(f"--disk-gb must be at least 1, not {args.disk_gb}", EXIT_USAGE)
-    if args.timeout is not None and args.timeout <= 0:
+    if args.timeout is not None and not args.timeout > 0:
         return fail(f"--timeout must be > 0, not {args.timeout:g}", EXIT_USAGE)
 
     started = time.monotonic()

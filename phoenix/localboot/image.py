@@ -1,7 +1,7 @@
-"""Debian bookworm guest images built with debootstrap, cached by a hash of their recipe.
+"""Debian guest images (bookworm, trixie) built with debootstrap, cached by a hash of their recipe.
 
-Two variants: ``debian-bookworm`` (cloud-init + openssh-server, no guest agent: what a stock
-cloud image gives, so cloud-init must install the agent) and ``debian-bookworm-agent`` (the
+Two variants per suite: ``debian-<suite>`` (cloud-init + openssh-server, no guest agent: what a stock
+cloud image gives, so cloud-init must install the agent) and ``debian-<suite>-agent`` (the
 agent baked in: the fast path, a template that needs no ``package_update``).
 
 The disk is made without loop devices (so it works in containers and without privileges for
@@ -72,12 +72,29 @@ class ImageRecipe:
         return hashlib.sha256(data).hexdigest()[:16]
 
 
-RECIPES: dict[str, ImageRecipe] = {
-    "debian-bookworm": ImageRecipe(name="debian-bookworm"),
-    "debian-bookworm-agent": ImageRecipe(
-        name="debian-bookworm-agent", extra_packages=("qemu-guest-agent",)
-    ),
-}
+# Guest generations the real-boot suite covers: bookworm ships cloud-init 22.4, trixie 25.1 (the
+# generation of Ubuntu 24.04's images). The same recipe builds both; only the suite differs.
+SUITES: tuple[str, ...] = ("bookworm", "trixie")
+
+
+def _recipes() -> dict[str, ImageRecipe]:
+    recipes: dict[str, ImageRecipe] = {}
+    for suite in SUITES:
+        recipes[f"debian-{suite}"] = ImageRecipe(name=f"debian-{suite}", suite=suite)
+        recipes[f"debian-{suite}-agent"] = ImageRecipe(
+            name=f"debian-{suite}-agent", suite=suite, extra_packages=("qemu-guest-agent",)
+        )
+    return recipes
+
+
+RECIPES: dict[str, ImageRecipe] = _recipes()
+
+
+def image_name(suite: str, *, agent: bool) -> str:
+    """The recipe name for a guest generation, with or without the agent baked in."""
+    if suite not in SUITES:
+        raise ImageBuildError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
+    return f"debian-{suite}-agent" if agent else f"debian-{suite}"
 
 
 @dataclass(frozen=True)

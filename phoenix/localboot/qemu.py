@@ -289,12 +289,15 @@ class QemuGuest:
         except OSError:
             return ""
 
-    def console_tail(self, lines: int = 40) -> str:
+    def console_text(self) -> str:
+        """Everything the guest wrote to its serial console so far ("" if nothing)."""
         try:
-            text = self.serial_log.read_text(errors="replace")
+            return self.serial_log.read_text(errors="replace")
         except OSError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+
+    def console_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.console_text().splitlines()[-lines:])
 
     def close(self) -> None:
         """Stop the guest (agent, then SIGTERM, then SIGKILL), reap it, remove the files."""

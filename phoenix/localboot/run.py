@@ -20,7 +20,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from phoenix.cloudinit import render_seed
+from phoenix.cloudinit import first_boot_hint, render_seed
 from phoenix.config.model import VmConfig
 from phoenix.features.catalog import FEATURES
 from phoenix.features.provider import FeatureProvider
@@ -28,6 +28,7 @@ from phoenix.localboot.image import RECIPES, ensure_image
 from phoenix.localboot.qemu import BootSpec, QemuGuest
 from phoenix.localboot.report import BootReport, FeatureOutcome
 from phoenix.localboot.seed import make_seed_iso
+from phoenix.readiness.causes import cause_lines
 from phoenix.readiness.qga import QgaSocketTransport
 from phoenix.readiness.transport import TransportError
 from phoenix.readiness.wait import ReadinessError, ReadyResult, wait_for_ready
@@ -296,9 +297,23 @@ def _wait(boot: LocalBoot, timeout_s: float) -> None:
     wait_started = time.monotonic()
     offset = wait_started - boot.guest.started_at
     try:
-        ready = wait_for_ready(boot.transport, timeout_s=timeout_s, log=boot.log)
+        ready = wait_for_ready(boot.transport, timeout_s=timeout_s, log=boot.log,
+                               first_boot_hint=first_boot_hint(boot.vm))
     except ReadinessError as exc:
+        if exc.stage != "cloud-init":
+            # Nothing in the guest could be read through the agent; its console still tells.
+            message = exc.message + console_causes(boot.guest.console_text())
+            if not boot.guest.running() and boot.guest.process is not None:
+                output = boot.guest.qemu_output().strip()[-1000:] or "(no output)"
+                message += (f"\nqemu itself exited with code {boot.guest.process.returncode}; "
+                            f"its output: {output}")
+            exc = ReadinessError(exc.stage, message, elapsed_s=exc.elapsed_s,
+                                 seconds_to_agent=exc.seconds_to_agent)
         boot.readiness_error = exc
+        if exc.seconds_to_agent is not None:
+            boot.report.seconds_to_agent = round(exc.seconds_to_agent + offset, 1)
+        if exc.stage == "cloud-init" and "`cloud-init status` exit 1" in exc.message:
+            boot.report.cloud_init_status = "error"
         boot.report.fail(f"readiness failed at stage {exc.stage!r}: {exc.message}")
         return
     boot.ready = ready
@@ -313,6 +328,15 @@ def _wait(boot: LocalBoot, timeout_s: float) -> None:
                     + "; ".join(ready.warnings))
     if not ready.ssh_host_keys:
         report.fail("no SSH host keys could be read through the agent (nothing to pin)")
+
+
+def console_causes(console: str) -> str:
+    """The serial-console lines that name why first boot failed, as a message section."""
+    causes = cause_lines(console)
+    if not causes:
+        return ("\nThe guest's serial console names no apt, network or cloud-init error "
+                "(its last lines are in the report).")
+    return "\nThe guest's serial console says:\n" + "\n".join(f"  {line}" for line in causes)
 
 
 def boot_vm(vm: VmConfig, image: BootImage, *, log: Log = print, accel: str = "auto",

@@ -2,7 +2,9 @@
 
 The VM's node and deadline come from the config file; the endpoint and token from
 PROXMOX_VE_ENDPOINT, PROXMOX_VE_API_TOKEN (and PROXMOX_VE_INSECURE). Progress goes to stderr,
-the outputs to stdout (`--json` for scripts). Exit 0: ready; 1: not ready, with the reason.
+the outputs to stdout (`--json` for scripts: a JSON object whether the VM is ready or not).
+Exit 0: ready; 1: not ready, with the stage and the reason; 2: the wait could not start (config,
+unknown vmid, option, endpoint or token).
 """
 
 from __future__ import annotations
@@ -11,17 +13,42 @@ import argparse
 import json
 import sys
 import time
+from urllib.parse import urlsplit
 
-from phoenix.cli_support import add_file_argument, fail, load_vm_or_report
-from phoenix.readiness.pve import PveCredentials, PveTransport
+from phoenix.cli_support import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_file_argument,
+    add_vmid_argument,
+    fail,
+    load_vm_or_report,
+)
+from phoenix.cloudinit.first_boot import first_boot_hint
+from phoenix.readiness.pve import ENV_ENDPOINT, PveCredentials, PveTransport
 from phoenix.readiness.transport import TransportError
 from phoenix.readiness.wait import ReadinessError, ReadyResult, wait_for_ready
 
-EXIT_READY, EXIT_NOT_READY = 0, 1
+EXIT_READY, EXIT_NOT_READY = EXIT_OK, EXIT_FAILED
+
+
+def endpoint_problem(endpoint: str) -> str | None:
+    """The endpoint must be an https URL with a host, as the proxmoxve provider requires (bpg
+    `proxmox/api/client.go` NewConnection: url.ParseRequestURI, then scheme == "https"). Without
+    this check `notaurl` would be tried as a host name and retried until the deadline."""
+    try:
+        parts = urlsplit(endpoint)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if parts.scheme != "https" or not parts.hostname or not port_ok or " " in endpoint:
+        return (f"{ENV_ENDPOINT} must be the API's https URL, e.g. https://pve.example.com:8006/, "
+                f"not {endpoint!r}")
+    return None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("vmid", type=int, help="the VM's vmid in the config file")
+    add_vmid_argument(parser)
     add_file_argument(parser)
     parser.add_argument("--timeout", type=float, metavar="S",
                         help="seconds to wait (default: the VM's guest_agent.timeout_s)")
@@ -33,14 +60,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     vm = load_vm_or_report(args.file, args.vmid)
     if isinstance(vm, int):
-        return EXIT_NOT_READY
+        return vm
     timeout_s = args.timeout if args.timeout is not None else float(vm.guest_agent.timeout_s)
-    if timeout_s <= 0:
-        return fail(f"--timeout must be > 0, not {timeout_s:g}", EXIT_NOT_READY)
+    if not timeout_s > 0:
+        return fail(f"--timeout must be a number of seconds > 0, not {timeout_s:g}", EXIT_USAGE)
     try:
-        transport = PveTransport(PveCredentials.from_env(), node=vm.node, vmid=vm.vmid)
-    except TransportError as exc:
-        return fail(exc, EXIT_NOT_READY)
+        credentials = PveCredentials.from_env()
+        problem = endpoint_problem(credentials.endpoint)
+        if problem:
+            return fail(problem, EXIT_USAGE)
+        transport = PveTransport(credentials, node=vm.node, vmid=vm.vmid)
+    except TransportError as exc:  # missing or malformed endpoint/token: nothing was tried
+        return fail(exc, EXIT_USAGE)
 
     started = time.monotonic()
 
@@ -49,9 +80,14 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = wait_for_ready(transport, timeout_s=timeout_s, log=log,
-                                wait_for_cloud_init=not args.no_cloud_init)
+                                wait_for_cloud_init=not args.no_cloud_init,
+                                first_boot_hint=first_boot_hint(vm))
     except ReadinessError as exc:
-        return fail(f"{vm.name} not ready (stage: {exc.stage}): {exc.message}", EXIT_NOT_READY)
+        if args.json:
+            print(json.dumps({"vmid": vm.vmid, "name": vm.name, "node": vm.node, "ready": False,
+                              "stage": exc.stage, "error": exc.message,
+                              "elapsed_s": round(exc.elapsed_s, 1)}, indent=2))
+        return fail(f"VM {vm.vmid} ({vm.name}) not ready (stage: {exc.stage}): {exc.message}", EXIT_NOT_READY)
     finally:
         transport.close()
     print_result(vm.vmid, vm.name, vm.node, result, as_json=args.json)
@@ -61,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 def print_result(vmid: int, name: str, node: str, result: ReadyResult, *, as_json: bool) -> None:
     outputs = result.to_outputs()
     if as_json:
-        print(json.dumps({"vmid": vmid, "name": name, "node": node, **outputs}, indent=2))
+        print(json.dumps({"vmid": vmid, "name": name, "node": node, "ready": True, **outputs}, indent=2))
         return
     print(f"VM {vmid} ({name}) on {node} is ready")
     print(f"  seconds_to_agent: {result.seconds_to_agent}")

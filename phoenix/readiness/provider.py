@@ -12,8 +12,14 @@ Type token: `pulumi-python:dynamic/phoenix:GuestAgentReady`.
 Lifecycle:
 - create: waits (`phoenix.readiness.wait.wait_for_ready`); on failure the update fails with the
   stage and the evidence, and the resource is not created, so the next `pulumi up` waits again.
-- diff: a new `vm_resource_id` (the VM was replaced), `vmid` or `node` replaces this resource,
-  so a replaced VM is waited for again. Other input changes are plain updates.
+- replaced with the VM: the program registers it with `replace_with=[vm]` and `deleted_with=vm`
+  (phoenix.resources.vm.follows_vm), so a rebuilt VM is waited for again although its id (the
+  vmid) does not change. A changed `vmid` or `node` input also replaces it. Other input changes
+  are plain updates.
+- as built: create records `ip` (the configured `expected_ip` if the agent reports it, else the
+  agent's first address) and `built_username`. An update never changes them: the VM keeps the
+  address and user it was built with until it is rebuilt; an edit of either logs a warning
+  naming the VM and the config field. Features connect to these.
 - update: no wait, except when `provider_version` changed (the waiting logic changed: check the
   VM once more with it; a ready VM answers in a second or two).
 - read (refresh): one quick look, never a wait: a VM that no longer exists removes this
@@ -84,10 +90,17 @@ from phoenix.readiness.wait import (
 # and its update checks the VM again with the new logic.
 PROVIDER_VERSION = "1"
 
-REPLACE_KEYS = ("vmid", "node", "vm_resource_id")
-UPDATE_KEYS = ("timeout_s", "wait_for_cloud_init", "endpoint", "insecure", "provider_version")
+REPLACE_KEYS = ("vmid", "vm_resource_id")
+UPDATE_KEYS = ("node", "timeout_s", "wait_for_cloud_init", "endpoint", "insecure", "provider_version",
+               "expected_ip", "username")
+# `ip` and `built_username` are the as-built facts (see as_built): what the VM really has until
+# it is rebuilt, whatever the config says now.
 OUTPUT_KEYS = ("seconds_to_agent", "seconds_to_cloud_init", "cloud_init_status",
-               "ipv4_addresses", "ssh_host_keys", "warnings")
+               "ipv4_addresses", "ssh_host_keys", "warnings", "ip", "built_username")
+# Config fields behind the as-built inputs, for the warnings.
+AS_BUILT_FIELDS = {"expected_ip": ("network_config.ip", "ip"),
+                   "username": ("user.name", "built_username")}
+AS_BUILT_OUTPUTS = tuple(out for _, out in AS_BUILT_FIELDS.values())
 READ_TIMEOUT_S = 15.0
 
 
@@ -106,10 +119,18 @@ class GuestAgentReadyArgs:
     timeout_s: pulumi.Input[float] = DEFAULT_TIMEOUT_S
     # The VM resource's id: when the VM is replaced it changes, and so the wait runs again.
     vm_resource_id: pulumi.Input[str] | None = None
+    # The VM's configured address and user: recorded at create as the as-built facts, which
+    # later config edits do not change (they reach the VM only when it is rebuilt).
+    expected_ip: pulumi.Input[str] | None = None
+    username: pulumi.Input[str] | None = None
     wait_for_cloud_init: pulumi.Input[bool] = True
     endpoint: pulumi.Input[str] | None = None  # default: proxmoxve:endpoint, then the env
     api_token: pulumi.Input[str] | None = None  # default: proxmoxve:apiToken, then the env
     insecure: pulumi.Input[bool] | None = None  # default: proxmoxve:insecure, then the env
+    # What this VM's first boot needs for its agent to answer and the likely causes when it does
+    # not (phoenix.cloudinit.first_boot_hint): the agent-timeout message ends with it. Not part
+    # of the diff: it only words a failure, so editing it never re-waits.
+    first_boot_hint: pulumi.Input[str] | None = None
     provider_version: str = PROVIDER_VERSION
 
 
@@ -118,6 +139,22 @@ def _log(line: str) -> None:
         pulumi.log.info(line)
     except Exception:  # noqa: BLE001 - a log line must never fail the wait
         print(line, file=sys.stderr, flush=True)
+
+
+def _warn(line: str) -> None:
+    try:
+        pulumi.log.warn(line)
+    except Exception:  # noqa: BLE001 - a log line must never fail the update
+        print(f"warning: {line}", file=sys.stderr, flush=True)
+
+
+def as_built_ip(expected: Any, agent_addresses: Any) -> str | None:
+    """The address features use: the configured one when the guest reports it, else the first
+    address the agent reports (the VM came up with another one), else the configured one."""
+    addresses = [str(a) for a in (agent_addresses or [])]
+    if expected and (str(expected) in addresses or not addresses):
+        return str(expected)
+    return addresses[0] if addresses else None
 
 
 class GuestAgentReadyProvider(ResourceProvider):
@@ -189,7 +226,10 @@ class GuestAgentReadyProvider(ResourceProvider):
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [k for k in REPLACE_KEYS if olds.get(k) != news.get(k)]
         changed = [k for k in UPDATE_KEYS if olds.get(k) != news.get(k)]
+        # An update never changes the as-built facts: a preview keeps them known, so features
+        # that connect to them show no change.
         return DiffResult(changes=bool(replaces or changed), replaces=replaces,
+                          stables=[] if replaces else list(AS_BUILT_OUTPUTS),
                           delete_before_replace=False)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
@@ -199,10 +239,34 @@ class GuestAgentReadyProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         if olds.get("provider_version") != news.get("provider_version"):
-            return UpdateResult(self.wait(news))
-        outs = self.inputs_for_outputs(news)
-        outs.update({k: olds.get(k) for k in OUTPUT_KEYS})
+            outs = self.wait(news)
+        else:
+            outs = self.inputs_for_outputs(news)
+            outs.update({k: olds.get(k) for k in OUTPUT_KEYS})
+        outs.update(self.keep_as_built(olds, news))
         return UpdateResult(outs)
+
+    @staticmethod
+    def keep_as_built(olds: dict[str, Any], news: dict[str, Any]) -> dict[str, Any]:
+        """The VM keeps the address and user it was built with until it is rebuilt (its seed is
+        only read at first boot): an edit changes nothing recorded, and says so once, at the
+        update that brings it."""
+        kept: dict[str, Any] = {}
+        vmid = news.get("vmid")
+        vm = f"VM {int(vmid) if isinstance(vmid, (int, float)) else vmid}"
+        for key, (field, out) in AS_BUILT_FIELDS.items():
+            built = olds.get(out)
+            if built in (None, ""):  # state from before as-built outputs: what the VM has now
+                built = as_built_ip(olds.get(key) or news.get(key), olds.get("ipv4_addresses")) \
+                    if key == "expected_ip" else (olds.get(key) or news.get(key))
+            kept[out] = built
+            new = news.get(key)
+            if new not in (None, "") and olds.get(key) != new and new != built:
+                _warn(f"{vm}: {field} changed to {new} but the VM still has {built}; it applies "
+                      "when the VM is rebuilt: set recreate_on_cloud_init_change, or "
+                      "`pulumi up --replace <the VM's URN>`. Features keep using "
+                      f"{built}.")
+        return kept
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         outs = dict(props)
@@ -246,6 +310,7 @@ class GuestAgentReadyProvider(ResourceProvider):
                 timeout_s=float(props.get("timeout_s") or DEFAULT_TIMEOUT_S),
                 log=_log,
                 wait_for_cloud_init=bool(props.get("wait_for_cloud_init", True)),
+                first_boot_hint=str(props.get("first_boot_hint") or ""),
             )
         except ReadinessError as exc:
             raise GuestAgentNotReady(exc.stage, exc.message) from None
@@ -253,7 +318,13 @@ class GuestAgentReadyProvider(ResourceProvider):
             transport.close()
         for warning in result.warnings:
             _log(f"{transport.describe()}: warning: {warning}")
-        return {**self.inputs_for_outputs(props), **result.to_outputs()}
+        outs = {**self.inputs_for_outputs(props), **result.to_outputs()}
+        outs["ip"] = as_built_ip(props.get("expected_ip"), outs.get("ipv4_addresses"))
+        if props.get("expected_ip") and outs["ip"] != str(props["expected_ip"]):
+            _warn(f"{transport.describe()}: network_config.ip is {props['expected_ip']} but the guest "
+                  f"reports {', '.join(outs.get('ipv4_addresses') or [])}; features use {outs['ip']}")
+        outs["built_username"] = props.get("username")
+        return outs
 
 
 class GuestAgentReady(pulumi.dynamic.Resource, module="phoenix", name="GuestAgentReady"):
@@ -265,6 +336,8 @@ class GuestAgentReady(pulumi.dynamic.Resource, module="phoenix", name="GuestAgen
     ipv4_addresses: pulumi.Output[list[str]]
     ssh_host_keys: pulumi.Output[list[str]]
     warnings: pulumi.Output[list[str]]
+    ip: pulumi.Output[str]  # the address the VM really has (as built)
+    built_username: pulumi.Output[str]  # the user the VM was built with
 
     def __init__(self, name: str, args: GuestAgentReadyArgs,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -273,10 +346,13 @@ class GuestAgentReady(pulumi.dynamic.Resource, module="phoenix", name="GuestAgen
             "node": args.node,
             "timeout_s": args.timeout_s,
             "vm_resource_id": args.vm_resource_id,
+            "expected_ip": args.expected_ip,
+            "username": args.username,
             "wait_for_cloud_init": args.wait_for_cloud_init,
             "endpoint": args.endpoint,
             "insecure": args.insecure,
             "provider_version": args.provider_version,
+            "first_boot_hint": args.first_boot_hint,
             **{k: None for k in OUTPUT_KEYS},
         }
         secret_opts = pulumi.ResourceOptions()

@@ -11,6 +11,10 @@ Answers are mapped to the typed errors of `phoenix.readiness.transport`:
 - 500 "VM N (is) not running" -> VmNotRunningError; "... does not exist" -> VmNotFoundError;
 - 500 "Agent error: ..." (the agent answered with an error) -> AgentCommandError.
 The token secret never appears in a message: only the token id (user@realm!name) does.
+
+A VM that HA or an admin moved to another node is followed: when PVE says the VM does not exist
+on the recorded node, `/cluster/resources?type=vm` is asked where it is now (as bpg's own read
+does, `GetVMNodeName`), and the call is repeated there. `node` then names where the VM is.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from phoenix.readiness.api_budget import budget_for
 from phoenix.readiness.qga import parse_interfaces
 from phoenix.readiness.transport import (
     AgentCommandError,
@@ -51,6 +56,7 @@ RETRY_DELAYS_S = (0.5, 1.0)
 # What each call needs, for 403 messages. PVE 9 split VM.Monitor into VM.GuestAgent.*.
 PRIVILEGES = {
     "status": "VM.Audit",
+    "locate": "VM.Audit (to see which node the VM is on)",
     "ping": "VM.GuestAgent.Audit (PVE 9) or VM.Monitor (PVE 8)",
     "network-get-interfaces": "VM.GuestAgent.Audit (PVE 9) or VM.Monitor (PVE 8)",
     "exec": "VM.GuestAgent.Unrestricted (PVE 9) or VM.Monitor (PVE 8)",
@@ -202,6 +208,30 @@ class PveTransport(GuestTransport):
 
     def _call(self, method: str, path: tuple[str, ...], op: str, timeout_s: float, *,
               retry: bool = True, **params: Any) -> Any:
+        deadline = time.monotonic() + timeout_s
+        try:
+            return self._call_on_node(method, path, op, timeout_s, retry=retry, **params)
+        except VmNotFoundError:
+            moved_to = self.locate(timeout_s=max(deadline - time.monotonic(), 0.2))
+            if moved_to is None or moved_to == self.node:
+                raise
+            self.node = moved_to
+            return self._call_on_node(method, path, op, max(deadline - time.monotonic(), 0.2),
+                                      retry=retry, **params)
+
+    def locate(self, *, timeout_s: float) -> str | None:
+        """The node the VM is on now according to the cluster, or None if no node has it."""
+        try:
+            resources = self._request("GET", (), "locate", timeout_s, {"type": "vm"}, root=("cluster", "resources"))
+        except TransportError:
+            return None
+        for entry in resources or []:
+            if str(entry.get("type")) == "qemu" and int(entry.get("vmid", -1)) == self.vmid:
+                return str(entry.get("node")) or None
+        return None
+
+    def _call_on_node(self, method: str, path: tuple[str, ...], op: str, timeout_s: float, *,
+                      retry: bool = True, **params: Any) -> Any:
         delays = RETRY_DELAYS_S if retry else ()
         deadline = time.monotonic() + timeout_s
         for attempt in range(len(delays) + 1):
@@ -215,13 +245,20 @@ class PveTransport(GuestTransport):
         raise AssertionError("unreachable")
 
     def _request(self, method: str, path: tuple[str, ...], op: str, timeout_s: float,
-                 params: dict[str, Any]) -> Any:
+                 params: dict[str, Any], root: tuple[str, ...] | None = None) -> Any:
         import requests
         from proxmoxer.core import ResourceException
 
+        # Every wait of the process shares the node's call budget (api_budget; docs/readiness.md).
+        waited = budget_for(self.credentials.endpoint, self.node).take(
+            max(timeout_s - 0.2, 0.0), f"node {self.node}")
+        timeout_s = max(timeout_s - waited, 0.2)
         api = self._client()
         api._backend.auth.timeout = timeout_s  # proxmoxer reads the timeout per request from here
         resource = api.nodes(self.node).qemu(self.vmid)
+        if root is not None:  # a cluster-wide path instead of this VM's
+            resource = api
+            path = root + path
         for part in path:
             resource = getattr(resource, part)
         self._calls += 1

@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from phoenix.readiness.causes import cause_lines
 from phoenix.readiness.transport import (
     AgentCommandError,
     AgentNotRunningError,
@@ -64,6 +65,9 @@ EVIDENCE_TIMEOUT_S = 3.0  # reads made after a failure, to show why
 # `cloud-init status --long` after cloud-init ended (exit 1 or 2): not bound by the deadline, and
 # measured at more than 3 s in a TCG guest, where the evidence then went missing.
 EVIDENCE_COMMAND_TIMEOUT_S = 20.0
+# Reading the whole output log (for the lines that name the cause) after a failure: over the
+# QGA socket that is a chunked read, slower than one API answer.
+EVIDENCE_LOG_TIMEOUT_S = 10.0
 CLOUD_INIT_LOG = "/var/log/cloud-init-output.log"
 LOG_TAIL_LINES = 40
 HOST_KEY_FILES = tuple(f"/etc/ssh/ssh_host_{kind}_key.pub" for kind in ("ed25519", "ecdsa", "rsa"))
@@ -101,11 +105,14 @@ class ReadyResult:
 class ReadinessError(Exception):
     """The VM did not become ready. `stage` is one of STAGES; the message holds the evidence."""
 
-    def __init__(self, stage: str, message: str, *, elapsed_s: float = 0.0) -> None:
+    def __init__(self, stage: str, message: str, *, elapsed_s: float = 0.0,
+                 seconds_to_agent: float | None = None) -> None:
         super().__init__(message)
         self.stage = stage
         self.message = message
         self.elapsed_s = elapsed_s
+        # When the agent had answered before the failure (a cloud-init failure read through it).
+        self.seconds_to_agent = seconds_to_agent
 
 
 def wait_for_ready(
@@ -119,12 +126,18 @@ def wait_for_ready(
     progress_every_s: float = PROGRESS_EVERY_S,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    first_boot_hint: str = "",
 ) -> ReadyResult:
-    """Wait until the VM runs, its agent answers and cloud-init is done; at most timeout_s."""
+    """Wait until the VM runs, its agent answers and cloud-init is done; at most timeout_s.
+
+    `first_boot_hint` says what this VM's first boot needs for its agent to answer and what
+    most likely stops it (`phoenix.cloudinit.first_boot_hint`); the agent timeout message ends
+    with it, since without an agent nothing in the guest can be read.
+    """
     interval = POLL_INTERVAL_S if poll_interval_s is None else poll_interval_s
-    return _Wait(transport, timeout_s, log, interval, progress_every_s, clock, sleep).run(
-        wait_for_cloud_init=wait_for_cloud_init, read_host_keys=read_host_keys
-    )
+    wait = _Wait(transport, timeout_s, log, interval, progress_every_s, clock, sleep,
+                 first_boot_hint=first_boot_hint.strip())
+    return wait.run(wait_for_cloud_init=wait_for_cloud_init, read_host_keys=read_host_keys)
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -216,6 +229,7 @@ class _Wait:
     clock: Callable[[], float]
     sleep: Callable[[float], None]
     warnings: list[str] = field(default_factory=list)
+    first_boot_hint: str = ""
 
     def __post_init__(self) -> None:
         self.name = self.transport.describe()
@@ -225,6 +239,7 @@ class _Wait:
         self.last_answer = "none yet"
         self.attempts = 0
         self.status_paid_until = self.start
+        self.seconds_to_agent: float | None = None
 
     # -- helpers
 
@@ -238,7 +253,8 @@ class _Wait:
         return max(min(MAX_CALL_S, self.remaining()), 0.2)
 
     def fail(self, stage: str, message: str) -> ReadinessError:
-        return ReadinessError(stage, message, elapsed_s=round(self.elapsed(), 1))
+        return ReadinessError(stage, message, elapsed_s=round(self.elapsed(), 1),
+                              seconds_to_agent=self.seconds_to_agent)
 
     def pace(self, attempt_start: float, calls_before: int, what: str) -> bool:
         """Sleep until the next attempt may start; False if the deadline comes first."""
@@ -269,7 +285,7 @@ class _Wait:
         self.log(f"{self.name}: waiting up to {self.timeout_s:.0f} s for the guest agent"
                  + (" and cloud-init" if wait_for_cloud_init else ""))
         self.wait_running()
-        seconds_to_agent = self.wait_agent()
+        seconds_to_agent = self.seconds_to_agent = round(self.wait_agent(), 1)
         self.log(f"{self.name}: guest agent answered after {seconds_to_agent:.1f} s")
         status, seconds_to_cloud_init = "skipped", None
         if wait_for_cloud_init:
@@ -336,9 +352,11 @@ class _Wait:
                 stopped = f" The VM is now {status}."
         except TransportError:
             pass  # the message below stands without it
+        hint = (f"\n{self.first_boot_hint}" if self.first_boot_hint else
+                " Is qemu-guest-agent installed and started by cloud-init (and the VM's agent "
+                "option enabled)?")
         return (f"{self.name}: the guest agent did not answer within {self.timeout_s:.0f} s "
-                f"({self.attempts} pings).{stopped} Is qemu-guest-agent installed and started by "
-                f"cloud-init (and the VM's agent option enabled)? Last answer: {self.last_answer}")
+                f"({self.attempts} pings; last answer: {self.last_answer}).{stopped}{hint}")
 
     def wait_cloud_init(self) -> tuple[str, float]:
         self.last_answer = "none yet"
@@ -392,16 +410,29 @@ class _Wait:
 
     def cloud_init_failure_message(self, result: ExecResult) -> str:
         long_status = self.evidence_command(["cloud-init", "status", "--long"])
-        tail = self.evidence_log_tail()
-        return (f"{self.name}: cloud-init failed (`cloud-init status` exit {result.exitcode}).\n"
+        log_text = self.evidence_log()
+        return (f"{self.name}: cloud-init failed (`cloud-init status` exit {result.exitcode}) "
+                f"after {self.elapsed():.0f} s.{self.causes_section(log_text, long_status)}\n"
                 f"--- cloud-init status --long ---\n{long_status}\n"
-                f"--- last {LOG_TAIL_LINES} lines of {CLOUD_INIT_LOG} ---\n{tail}")
+                f"--- last {LOG_TAIL_LINES} lines of {CLOUD_INIT_LOG} ---\n{log_tail(log_text)}")
 
     def cloud_init_timeout_message(self) -> str:
-        tail = self.evidence_log_tail()
+        log_text = self.evidence_log()
         return (f"{self.name}: cloud-init still running after {self.timeout_s:.0f} s "
-                f"(the guest agent answered; last `cloud-init status`: {self.last_answer}).\n"
-                f"--- last {LOG_TAIL_LINES} lines of {CLOUD_INIT_LOG} ---\n{tail}")
+                f"(the guest agent answered; last `cloud-init status`: {self.last_answer})."
+                f"{self.causes_section(log_text)}\n"
+                f"--- last {LOG_TAIL_LINES} lines of {CLOUD_INIT_LOG} ---\n{log_tail(log_text)}")
+
+    @staticmethod
+    def causes_section(log_text: str, long_status: str = "") -> str:
+        """The lines that name the failure (apt/dpkg errors, failed modules), if any: from the
+        output log, then from `cloud-init status --long` (where 25.1 names missing packages)."""
+        causes = cause_lines(log_text)
+        causes += [line for line in cause_lines(long_status) if line not in causes]
+        if not causes:
+            return ""
+        return (f"\nCause, as {CLOUD_INIT_LOG} and cloud-init's status name it:\n"
+                + "\n".join(f"  {line}" for line in causes))
 
     def evidence_command(self, argv: list[str]) -> str:
         try:
@@ -411,12 +442,13 @@ class _Wait:
             return f"(could not run {' '.join(argv)}: {exc})"
         return (result.stdout + result.stderr).strip() or "(no output)"
 
-    def evidence_log_tail(self) -> str:
+    def evidence_log(self) -> str:
+        """The whole cloud-init output log (its text, or why it could not be read)."""
         try:
-            data = self.transport.file_read(CLOUD_INIT_LOG, timeout_s=EVIDENCE_TIMEOUT_S)
+            data = self.transport.file_read(CLOUD_INIT_LOG, timeout_s=EVIDENCE_LOG_TIMEOUT_S)
         except TransportError as exc:
             return f"(could not read {CLOUD_INIT_LOG}: {exc})"
-        return log_tail(data.decode("utf-8", errors="replace")) or "(empty)"
+        return data.decode("utf-8", errors="replace") or "(empty)"
 
     # -- final reads
 

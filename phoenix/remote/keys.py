@@ -20,6 +20,19 @@ class PrivateKeyError(ValueError):
     """The private key text could not be used. The message never contains the key."""
 
 
+# Pulumi's key must be unencrypted: the same key goes to the proxmoxve provider for snippet
+# uploads, and bpg's SSH client parses it without a passphrase (`proxmox/ssh/client.go`,
+# createSSHClientWithPrivateKey: ssh.ParsePrivateKey). The stack secret is encrypted at rest.
+ENCRYPTED_KEY_MESSAGE = (
+    "the SSH private key is encrypted (it has a passphrase); Pulumi needs an unencrypted key, "
+    "because the proxmoxve provider cannot use a passphrase. Make an unencrypted copy and store "
+    "that as the stack secret (it stays encrypted in the stack): `cp KEY /tmp/phoenix-key && "
+    "ssh-keygen -p -N '' -f /tmp/phoenix-key && pulumi config set --secret "
+    "phoenix-hypervisor:sshPrivateKey < /tmp/phoenix-key && shred -u /tmp/phoenix-key`, or "
+    "make a key just for Pulumi: `ssh-keygen -t ed25519 -N '' -f phoenix-key`"
+)
+
+
 def load_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
     """Parse an OpenSSH or PEM private key held in a string (ed25519, ecdsa or rsa)."""
     if not isinstance(text, str) or "PRIVATE KEY" not in text:
@@ -32,7 +45,9 @@ def load_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
         try:
             return cls.from_private_key(io.StringIO(normalized), password=passphrase)
         except paramiko.PasswordRequiredException:
-            raise PrivateKeyError("the SSH private key is encrypted and no passphrase was given") from None
+            if passphrase is None:
+                raise PrivateKeyError(ENCRYPTED_KEY_MESSAGE) from None
+            raise PrivateKeyError("the SSH private key could not be decrypted with the passphrase") from None
         except (paramiko.SSHException, ValueError, TypeError) as exc:
             # Only the exception class: paramiko messages can quote key material.
             problems.append(f"{cls.__name__}: {type(exc).__name__}")

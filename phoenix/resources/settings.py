@@ -10,6 +10,11 @@ Keys:
   "hostKeys": ["ssh-ed25519 AAAA..."]}}: how to reach each node over SSH, with its pinned host
   keys (required for nodes named in the config's `zfs` section: host keys are never trusted on
   first use).
+- phoenix-hypervisor:fullClonesPerStorage (default 2): how many *full* clones may copy at once
+  per (node, target storage). A full clone is a host-side copy of the whole disk; many at once
+  saturate the storage and push other allocations past PVE's 10 s storage lock. It is a
+  property of the storage hardware, so it lives in the stack config, not in the VM file.
+  Linked clones are not bounded (docs/fleet.md).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class StackSettings:
     ssh_public_key: str  # its public half (not secret): goes into every VM's cloud-init
     ssh_username: str
     nodes: dict[str, NodeSsh] = field(default_factory=dict)
+    full_clones_per_storage: int = 2
 
 
 class SettingsError(Exception):
@@ -76,6 +82,24 @@ def _nodes(raw: Any) -> dict[str, NodeSsh]:
     return nodes
 
 
+DEFAULT_FULL_CLONES_PER_STORAGE = 2
+MAX_FULL_CLONES_PER_STORAGE = 64
+
+
+def _full_clones_per_storage(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_FULL_CLONES_PER_STORAGE
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_FULL_CLONES_PER_STORAGE:
+        raise SettingsError(f"{PROJECT}:fullClonesPerStorage must be a whole number from 1 to "
+                            f"{MAX_FULL_CLONES_PER_STORAGE} (full clones copying at once per node and "
+                            f"storage), not {raw!r}")
+    return value
+
+
 def read_settings() -> StackSettings:
     """Read the stack config. Missing required keys raise SettingsError naming every one."""
     pve = pulumi.Config("proxmoxve")
@@ -106,6 +130,7 @@ def read_settings() -> StackSettings:
         ssh_public_key=public_key,
         ssh_username=own.get("sshUsername") or "root",
         nodes=_nodes(own.get_object("nodes")),
+        full_clones_per_storage=_full_clones_per_storage(own.get("fullClonesPerStorage")),
     )
 
 

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from importlib.metadata import version
 
 import pulumi
 
+from phoenix import dynamic_workers
 from phoenix.cloudinit import render_seed
 from phoenix.config.model import Config, VmConfig
 from phoenix.resources import dependency_walk
+from phoenix.resources.clone_lanes import CloneLanes, longest_lane
 from phoenix.resources.images import image_downloads
 from phoenix.resources.provider import make_provider
-from phoenix.resources.settings import StackSettings
+from phoenix.resources.settings import PROJECT, StackSettings
 from phoenix.resources.templates import PhoenixTemplate, build_templates
 from phoenix.resources.vm import PhoenixVm, VmInputs
+from phoenix.zfs.naming import zfs_resource_name
 from phoenix.zfs.provider import ZfsProperty, ZfsPropertyArgs
 
 
@@ -36,13 +38,23 @@ class Stack:
 LONG_CLONE_CHAIN = 300
 
 
-def longest_clone_chain(config: Config) -> tuple[int, tuple[str, int] | None]:
-    """Most clones of one (node, template): the length of the longest dependency chain built."""
-    counts = Counter((vm.node, vm.clone_from) for vm in config.vms if vm.clone_from is not None)
-    if not counts:
-        return 0, None
-    key, n = counts.most_common(1)[0]
-    return n, key
+def vm_outputs(vm: VmConfig, component: PhoenixVm) -> dict[str, pulumi.Input[object]]:
+    """One VM's stack output. `ip` is the address the VM really has (as built: an edited
+    network_config.ip only reaches the VM when it is rebuilt); `configuredIp` is the config's.
+    The readiness facts come from the VM's GuestAgentReady."""
+    ready = component.ready
+    return {
+        "vmid": vm.vmid,
+        "name": vm.name,
+        "node": vm.node,
+        "ip": ready.ip,
+        "configuredIp": str(vm.network_config.ip.ip),
+        "user": ready.built_username,
+        "ipv4Addresses": ready.ipv4_addresses,
+        "cloudInitStatus": ready.cloud_init_status,
+        "secondsToAgent": ready.seconds_to_agent,
+        "secondsToCloudInit": ready.seconds_to_cloud_init,
+    }
 
 
 def _bake_of(stack: Stack, vmid: int | None) -> pulumi.Resource | None:
@@ -51,25 +63,32 @@ def _bake_of(stack: Stack, vmid: int | None) -> pulumi.Resource | None:
 
 
 def build_stack(config: Config, settings: StackSettings) -> Stack:
-    # The clone chains below are long dependency chains: keep the SDK's cycle check linear.
+    # Full clones form K dependency chains per (node, storage): keep the SDK's cycle check linear.
     if not dependency_walk.install():
-        n, key = longest_clone_chain(config)
-        if n >= LONG_CLONE_CHAIN and key is not None:
+        length, key, n = longest_lane(config, settings.full_clones_per_storage)
+        if length >= LONG_CLONE_CHAIN and key is not None:
             pulumi.log.warn(
-                f"{n} clones of template {key[1]} on node {key[0]} form one dependency chain, and this "
-                f"pulumi SDK ({version('pulumi')}) is not the one phoenix's linear dependency walk was "
-                "checked against: the SDK's own walk is O(n^3) and fails with RecursionError near 1000. "
-                "Use the pinned requirements.txt, or split the clones across templates.")
+                f"{n} full clones onto storage {key[1]} on node {key[0]} form dependency chains of "
+                f"{length} VMs ({PROJECT}:fullClonesPerStorage = {settings.full_clones_per_storage}), "
+                f"and this pulumi SDK ({version('pulumi')}) is not the one phoenix's linear dependency "
+                "walk was checked against: the SDK's own walk is O(n^3) in a chain's length and fails "
+                "with RecursionError near 1000. Use the pinned requirements.txt, raise "
+                f"{PROJECT}:fullClonesPerStorage, or use clone_mode \"linked\" (no chain).")
+    if len(config.vms) > dynamic_workers.SDK_WORKERS and not dynamic_workers.is_known_sdk_server():
+        pulumi.log.warn(
+            f"{len(config.vms)} VMs, and this pulumi SDK ({version('pulumi')}) is not the one whose "
+            "dynamic-provider server phoenix checked: that server runs 4 calls at once, so readiness "
+            f"waits and features go {dynamic_workers.SDK_WORKERS} at a time and a VM that never "
+            "becomes ready holds up others until its deadline. Use the pinned requirements.txt.")
     provider = make_provider(settings)
     downloads = image_downloads(config, provider)
 
     stack = Stack()
     stack.templates = build_templates(config, provider, downloads)
-    last_clone: dict[tuple[str, int], pulumi.Resource] = {}
+    lanes: CloneLanes[pulumi.Resource] = CloneLanes(settings.full_clones_per_storage)
     for vm in config.vms:
         seed = render_seed(vm, [settings.ssh_public_key])
         image = downloads.get((vm.image, vm.node)) if vm.image else None
-        template_key = (vm.node, vm.clone_from) if vm.clone_from is not None else None
         component = PhoenixVm(
             resource_name(vm),
             vm,
@@ -78,23 +97,22 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
                 seed=seed,
                 image_file_id=image.id if image is not None else None,
                 image_resource=image,
-                # PVE locks the template while it is cloned: clones of one template go one at a
-                # time (plus clone.retries for any other transient lock).
-                # The first clone of a template of this file waits for its bake.
-                clone_after=(last_clone.get(template_key) or _bake_of(stack, vm.clone_from))
-                if template_key else None,
+                # Full clones copy the whole disk: K at a time per (node, storage); linked
+                # clones and image imports are not held back (clone_lanes).
+                clone_after=lanes.wait_for(vm),
+                # A clone of a template of this file waits for its bake.
+                template_resource=_bake_of(stack, vm.clone_from),
                 ssh_private_key=settings.ssh_private_key,
             ),
         )
-        if template_key:
-            last_clone[template_key] = component.vm
+        lanes.add(vm, component.vm)
         stack.vms[vm.vmid] = component
 
     for entry in config.zfs:
         node = settings.nodes[entry.node]  # checked by check_settings_for before anything ran
         for prop, value in entry.properties.items():
             stack.zfs.append(ZfsProperty(
-                f"zfs-{entry.node}-{entry.dataset.replace('/', '-')}-{prop}",
+                zfs_resource_name(entry.node, entry.dataset, prop),
                 ZfsPropertyArgs(
                     host=node.address, port=node.port, username=node.user or settings.ssh_username,
                     private_key=settings.ssh_private_key, host_keys=list(node.host_keys),
@@ -106,14 +124,5 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
         stack.outputs["templates"] = {
             t.name: {"vmids": {node: vmid for node, vmid in t.copies}} for t in config.templates
         }
-    stack.outputs["vms"] = {
-        vm.name: {
-            "vmid": vm.vmid,
-            "name": vm.name,
-            "node": vm.node,
-            "ip": str(vm.network_config.ip.ip),
-            "cloudInitStatus": stack.vms[vm.vmid].ready.cloud_init_status,
-        }
-        for vm in config.vms
-    }
+    stack.outputs["vms"] = {vm.name: vm_outputs(vm, stack.vms[vm.vmid]) for vm in config.vms}
     return stack

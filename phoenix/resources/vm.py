@@ -1,16 +1,20 @@
 """One VM of the config as a Pulumi component: its cloud-init snippets and its VmLegacy.
 
-Data safety (cloud-init only runs on a VM's first boot):
+Data safety (cloud-init's per-instance modules only run at a VM's first boot; docs/lifecycle.md):
 - The snippets have fixed file names (`phoenix-<vmid>-user-data.yaml`, ...) and the VM refers to
   them by those names as plain strings, with an ordering-only dependency. Editing the config's
-  cloud-init parts therefore replaces the *snippet* (delete-before-replace, same name) but leaves
-  the VM's inputs unchanged: the running VM and its disk are untouched, and the new seed applies
-  when the VM is next recreated. (Passing `snippet.id` instead would make the VM's
+  cloud-init parts therefore replaces the *snippet* (delete-before-replace, same name: bpg's file
+  resource has no in-place update) but leaves the VM's inputs unchanged: the running VM and its
+  disk are untouched. PVE regenerates the cloud-init drive at every VM start, so every-boot
+  modules see the new seed at the next cold start; all of it applies when the VM is rebuilt.
+  (Passing `snippet.id` instead would make the VM's
   `user_data_file_id` unknown during the update, and that field forces replacement upstream:
   bpg/terraform-provider-proxmox #1636, #2901.)
 - Opt-in per VM: `recreate_on_cloud_init_change: true` puts the seed's sha256 in the VM's
   description and marks that field replace-on-change, so a changed seed rebuilds the VM.
 - `protect: true` maps to Pulumi's protect (no delete, no replace until it is unset).
+- A VM replacement is always delete-first (fixed vmid); readiness and features follow the VM
+  (`follows_vm`); a node change migrates (`migrate=True`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pulumi
 import pulumi_proxmoxve as proxmoxve
 
 from phoenix.cloudinit import Seed
+from phoenix.cloudinit.first_boot import first_boot_hint
 from phoenix.config.model import VmConfig
 from phoenix.features.provider import Feature, FeatureArgs
 from phoenix.readiness.provider import GuestAgentReady, GuestAgentReadyArgs
@@ -47,6 +52,22 @@ def description(vm: VmConfig, seed_digest: str | None) -> str:
     return text
 
 
+def vm_ignore_changes(vm: VmConfig) -> list[str] | None:
+    """Inputs that only matter when the VM is first made; bpg forces a new VM when they change
+    (`disk.file_id`: proxmoxtf/resource/vm/disk/schema.go, `ForceNew: true`; every `clone.*`
+    field: proxmoxtf/resource/vm/vm.go, the clone block's schema). A new image version, another
+    template or a new storage for the clone must not rebuild VMs that exist: they apply when the
+    VM is rebuilt. (On a replacement the engine keeps the ignored values from the state, so a
+    `pulumi up --replace` rebuilds from what the VM was made from: images keep their old file,
+    see images.py.)"""
+    ignored = []
+    if vm.image:
+        ignored.append("disks[0].fileId")
+    if vm.clone_from is not None:
+        ignored.append("clone")
+    return ignored or None
+
+
 def vm_options(vm: VmConfig, parent: pulumi.Resource, provider: pulumi.ProviderResource,
                depends_on: Sequence[pulumi.Resource]) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(
@@ -55,12 +76,36 @@ def vm_options(vm: VmConfig, parent: pulumi.Resource, provider: pulumi.ProviderR
         depends_on=list(depends_on),
         protect=vm.protect,
         replace_on_changes=["description"] if vm.recreate_on_cloud_init_change else None,
-        # A cloud image that changes upstream must not rebuild VMs created from the old one;
-        # nor does a new version of a template of the file (bpg's clone.* are ForceNew,
-        # proxmoxtf/resource/vm/vm.go mkClone): VMs move to it with `pulumi up --replace`.
-        ignore_changes=(["disks[0].fileId"] if vm.image
-                        else ["clone"] if vm.template is not None else None),
+        # The vmid is fixed, and bpg's resource id *is* the vmid: a create-before-delete
+        # replacement would "create" the VM that already exists (bpg's clone/create retries a 5xx
+        # and takes "already exists" on a retry as success: proxmox/nodes/vms/vms.go,
+        # proxmox/retry/retry.go) and then delete it. Every VM replacement is delete-first.
+        delete_before_replace=True,
+        ignore_changes=vm_ignore_changes(vm),
     )
+
+
+def follows_vm(vm: proxmoxve.VmLegacy, *, depends_on: Sequence[pulumi.Resource]) -> pulumi.ResourceOptions:
+    """Options for a resource that lives inside the VM (readiness, features): replaced whenever
+    the VM is replaced (its id, the vmid, does not change then, so no input would show it), and
+    not deleted on its own when the VM is deleted as well (there is nothing left to undo, and a
+    VM being deleted need not be reachable). Pulumi CLI >= 3.207.0 (replaceWith)."""
+    return pulumi.ResourceOptions(depends_on=list(depends_on), replace_with=[vm], deleted_with=vm)
+
+
+def clone_args(vm: VmConfig) -> proxmoxve.VmLegacyCloneArgs | None:
+    """`clone_mode` as the provider's clone block. A linked clone gets no target storage: PVE
+    refuses one (qemu-server `clone_vm`: "parameter 'storage' not allowed for linked clones"),
+    and its disk stays on the template's storage (phoenix.config.clone_rules). `retries` covers
+    errors of the clone *request* only (bpg `proxmox/retry/retry.go`; docs/fleet.md)."""
+    if vm.clone_from is None:
+        return None
+    full = vm.clone_mode == "full"
+    return proxmoxve.VmLegacyCloneArgs(vm_id=vm.clone_from, full=full,
+                                       datastore_id=vm.storage if full else None,
+                                       # the source node: a template of the file may
+                                       # have its copy on another node (config.templates)
+                                       node_name=vm.clone_node or vm.node, retries=3)
 
 
 @dataclass(frozen=True)
@@ -71,7 +116,8 @@ class VmInputs:
     seed: Seed
     image_file_id: pulumi.Input[str] | None = None
     image_resource: pulumi.Resource | None = None
-    clone_after: pulumi.Resource | None = None  # serialises clones of one template
+    clone_after: pulumi.Resource | None = None  # a full clone's lane predecessor (clone_lanes)
+    template_resource: pulumi.Resource | None = None  # the bake of a template of the file
     ssh_private_key: pulumi.Input[str] | None = None  # secret: how features reach the VM
 
 
@@ -114,7 +160,9 @@ class PhoenixVm(pulumi.ComponentResource):
             size=vm.disk_gb,
             discard="on",
             iothread=vm.disk_interface.startswith(("scsi", "virtio")),
-            ssd=True,
+            # bpg sends `ssd` only for non-virtio disks and reads it back `false` otherwise
+            # (proxmoxtf/resource/vm/disk/disk.go): True on virtio would be a diff forever.
+            ssd=not vm.disk_interface.startswith("virtio"),
             file_id=inputs.image_file_id,
         )
         depends_on: list[pulumi.Resource] = list(self.snippets.values())
@@ -122,19 +170,22 @@ class PhoenixVm(pulumi.ComponentResource):
             depends_on.append(inputs.image_resource)
         if inputs.clone_after is not None:
             depends_on.append(inputs.clone_after)
+        if inputs.template_resource is not None:
+            depends_on.append(inputs.template_resource)
 
         self.vm = proxmoxve.VmLegacy(
             f"{name}-vm",
             node_name=vm.node,
+            # A node change migrates the VM instead of re-creating it (bpg forces a new VM on a
+            # node_name change unless `migrate`: proxmoxtf/resource/vm/vm.go, CustomizeDiff
+            # `customdiff.ForceNewIf(mkNodeName, ...)`). A VM that HA moved is moved back to
+            # the config's node by the next `up` after a refresh (bpg's read follows it).
+            migrate=True,
             vm_id=vm.vmid,
             name=vm.name,
-            description=description(vm, inputs.seed.digest),
+            description=description(vm, inputs.seed.source_digest),
             tags=sorted({MANAGED_TAG, *vm.tags}),
-            clone=proxmoxve.VmLegacyCloneArgs(
-                vm_id=vm.clone_from, full=True, datastore_id=vm.storage,
-                # the source node: the template's copy may be on another node (a full clone)
-                node_name=vm.clone_node or vm.node, retries=3
-            ) if vm.clone_from is not None else None,
+            clone=clone_args(vm),
             cpu=proxmoxve.VmLegacyCpuArgs(cores=vm.cores, sockets=1, type=vm.cpu_type),
             memory=proxmoxve.VmLegacyMemoryArgs(dedicated=vm.memory_mb),
             scsi_hardware="virtio-scsi-single",
@@ -170,33 +221,42 @@ class PhoenixVm(pulumi.ComponentResource):
 
         # Waiting is its own resource: bounded by guest_agent.timeout_s, names the stage that
         # failed; credentials come from the stack config inside the provider (not in state).
+        # It records the VM's as-built address and user (see GuestAgentReady), which later
+        # config edits do not change. It is replaced whenever the VM is (follows_vm).
+        # (vm_resource_id is the vmid, stable across replacements: kept only so that existing
+        # state shows no diff.)
         self.ready = GuestAgentReady(
             f"{name}-ready",
             GuestAgentReadyArgs(vmid=vm.vmid, node=vm.node, timeout_s=vm.guest_agent.timeout_s,
-                                vm_resource_id=self.vm.id),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.vm]),
+                                vm_resource_id=self.vm.id,
+                                expected_ip=str(net.ip.ip), username=vm.user.name,
+                                first_boot_hint=first_boot_hint(vm)),
+            opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self),
+                                              follows_vm(self.vm, depends_on=[self.vm])),
         )
 
-        # Features run over SSH once the VM is ready, pinning the host keys read through the
-        # agent (no trust on first use); a replaced VM (new id) re-runs them.
+        # Features run over SSH once the VM is ready, at the address and as the user the VM
+        # really has (readiness's as-built outputs), pinning the host keys read through the
+        # agent (no trust on first use). A rebuilt VM re-runs them (follows_vm).
         self.features = {
             feature.name: Feature(
                 f"{name}-feature-{feature.name}",
                 FeatureArgs(
-                    host=str(net.ip.ip),
-                    username=vm.user.name,
+                    host=self.ready.ip,
+                    username=self.ready.built_username,
                     private_key=inputs.ssh_private_key,
                     host_keys=self.ready.ssh_host_keys,
                     feature=feature.name,
                     params=dict(feature.params),
                     triggers=[self.vm.id],
                 ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.ready]),
+                opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self),
+                                                  follows_vm(self.vm, depends_on=[self.ready])),
             )
             for feature in vm.features
         }
 
         self.vmid = pulumi.Output.from_input(vm.vmid)
-        self.ip = pulumi.Output.from_input(str(net.ip.ip))
+        self.ip = self.ready.ip  # the address the VM has (as built), not the config's wish
         self.register_outputs({"vmid": self.vmid, "ip": self.ip, "vmId": self.vm.id,
                                "cloudInitStatus": self.ready.cloud_init_status})
