@@ -52,6 +52,7 @@ def test_seal_script_is_valid_shell():
 
 
 def test_bake_seed_passes_cloud_init_schema():
+    # cloud-init 22.4 and 25.1 (tests/cloudinit_check.py GENERATIONS)
     assert_valid_user_data(render_bake_user_data(template()))
     assert_valid_user_data(render_bake_user_data(template(packages=("qemu-guest-agent",))))
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cloudinit_check import parse_network_config
+from cloudinit_check import assert_valid_network_config, parse_network_config
 
 from phoenix.localboot.bake import (
     BAKE_IP,
@@ -33,6 +33,7 @@ def test_stage_follows_the_sealing_lines():
 
 
 def test_bake_network_config_is_what_cloud_init_reads():
+    assert_valid_network_config(bake_network_config())  # both cloud-init generations
     parsed = parse_network_config(bake_network_config())
     (iface,) = parsed["interfaces"]
     assert iface["mac_address"] == BAKE_MAC
