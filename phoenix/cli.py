@@ -32,6 +32,7 @@ PLUGGED_COMMANDS = {
     "phoenix.remote.cli": ("ssh", "Pulumi's SSH key: print its public half, rotate it on a host"),
     "phoenix.stackinit.cli": ("init", "write the stack config for a first `pulumi up` (or --check it offline)"),
     "phoenix.doctor.cli": ("doctor", "check the cluster with your token before the first `pulumi up`"),
+    "phoenix.localboot.template_cli": ("template", "templates: bake one locally in qemu (template bake NAME)"),
 }
 
 

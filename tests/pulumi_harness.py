@@ -47,6 +47,7 @@ class Registration:
     # The request's `object` as the program serialised it (secret wrappers, unknowns, and the
     # dynamic provider's `__provider` blob included): see provider_inputs().
     wire_inputs: dict[str, Any] = field(default_factory=dict)
+    replace_with: list[str] = field(default_factory=list)  # urns (ResourceOptions.replace_with)
 
     def provider_inputs(self) -> dict[str, Any]:
         """What the engine sends a provider that does not accept secrets (dynamic providers):

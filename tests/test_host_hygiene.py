@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -62,12 +63,12 @@ def test_leftovers_fail_the_run_and_are_removed(as_root, tmp_path):
     lines = done.stdout.splitlines()
     leaked_user = next(line.split()[1] for line in lines if line.strip().startswith("user phx"))
     assert leaked_user.endswith("-leak")
-    assert any("file /tmp/phoenix-leak-" in line for line in lines)
+    assert any(f"file {tempfile.gettempdir()}/phoenix-leak-" in line for line in lines)
     process = next(line for line in lines if line.strip().startswith("process ") and "sleep 300" in line)
     pid = int(process.split()[1].rstrip(":"))
     # removed afterwards
     assert subprocess.run(["id", leaked_user], capture_output=True, check=False).returncode != 0
-    assert not list(Path("/tmp").glob(f"phoenix-leak-{leaked_user[3:].split('-')[0]}-*"))
+    assert not list(Path(tempfile.gettempdir()).glob(f"phoenix-leak-{leaked_user[3:].split('-')[0]}-*"))
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 

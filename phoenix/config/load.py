@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 
 from phoenix.config import rules, schema_messages, strict_json
+from phoenix.config import templates as template_rules
 from phoenix.config.clone_rules import DEFAULT_CLONE_MODE, clone_mode_problems
 from phoenix.config.errors import ConfigError, ConfigFileError, Problem
 from phoenix.config.model import (
@@ -197,6 +198,10 @@ class _Checker:
             vms = doc.get("vms") if isinstance(doc, dict) else None
             vm = vms[parts[1]] if isinstance(vms, list) and parts[1] < len(vms) else None
             return self.vm_label(parts[1], vm), _dotted(parts[2:])
+        if len(parts) >= 2 and parts[0] == "templates" and isinstance(parts[1], int):
+            templates = doc.get("templates") if isinstance(doc, dict) else None
+            raw = templates[parts[1]] if isinstance(templates, list) and parts[1] < len(templates) else None
+            return template_rules.template_label(parts[1], raw), _dotted(parts[2:])
         if parts:
             split = 2 if parts[0] in ("images", "zfs") else 1
             return _dotted(parts[:split]), _dotted(parts[split:])
@@ -210,9 +215,12 @@ class _Checker:
             reported.add(problem.path)
         validator = _Validator(schema())
         schema_bad_vms: dict[int, list[list[Any]]] = {}  # VM index -> paths of its bad values
+        schema_bad_templates: set[int] = set()
         for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
             parts = list(err.absolute_path)
             found = schema_messages.messages(err)
+            if len(parts) >= 2 and parts[0] == "templates" and isinstance(parts[1], int):
+                schema_bad_templates.add(parts[1])
             if len(parts) >= 2 and parts[0] == "vms" and isinstance(parts[1], int):
                 schema_bad_vms.setdefault(parts[1], []).extend(parts[2:] + list(extra) for extra, _ in found)
             if tuple(parts) in reported:
@@ -225,6 +233,8 @@ class _Checker:
             return None  # a broken default would repeat its problem on every VM
 
         images = self.images(doc.get("images") or {})
+        raw_templates = doc.get("templates") if isinstance(doc.get("templates"), list) else []
+        templates = template_rules.build_templates(raw_templates, images, self, schema_bad_templates)
         defaults = _merge(BUILTIN_DEFAULTS, doc.get("defaults") or {})
         vms: list[VmConfig] = []
         merged_vms: list[tuple[int, dict[str, Any]]] = []
@@ -236,16 +246,20 @@ class _Checker:
             if index in schema_bad_vms:
                 self.check_the_rest(index, merged, defaults, schema_bad_vms[index], images)
                 continue
+            merged = template_rules.resolve_clone_source(self.vm_label(index, merged), merged, raw,
+                                                         templates, self.add, raw_templates)
             vm = self.vm(index, merged, images)
             if vm is not None:
                 vms.append(vm)
         self.duplicates(merged_vms)
+        self.template_vmids(raw_templates, templates, merged_vms)
         self.problems.extend(clone_mode_problems(
             doc["vms"], [(i, vm, self.vm_label(i, vm)) for i, vm in merged_vms if i not in schema_bad_vms]))
         zfs = self.zfs(doc.get("zfs") or [])
         if self.problems:
             return None
-        return Config(path=path, vms=tuple(vms), images=images, zfs=tuple(zfs))
+        return Config(path=path, vms=tuple(vms), images=images, zfs=tuple(zfs),
+                      templates=tuple(templates))
 
     def check_the_rest(self, index: int, vm: dict[str, Any], defaults: dict[str, Any],
                        bad_paths: list[list[Any]], images: dict[str, ImageConfig]) -> None:
@@ -372,6 +386,8 @@ class _Checker:
             recreate_on_cloud_init_change=vm["recreate_on_cloud_init_change"],
             timezone=vm.get("timezone"),
             clone_mode=vm["clone_mode"],
+            template=vm.get("_template"),
+            clone_node=vm.get("_clone_node"),
         )
 
     def network(self, where: str, vm: dict[str, Any]) -> NetworkConfig | None:
@@ -505,6 +521,15 @@ class _Checker:
                     "on one of them") if "derived" in how + other_how else ""
             self.add(label, field, f"MAC address {mac} ({how}) is the same as that of {other} "
                      f"({other_how}){hint}")
+
+    def template_vmids(self, raw_templates: list[Any], templates: list[Any],
+                       vms: list[tuple[int, dict[str, Any]]]) -> None:
+        """A template copy's vmid is never a VM's vmid."""
+        copies = {vmid: f"{t.label}, copy on {node}" for t in templates for node, vmid in t.copies}
+        for index, vm in vms:
+            if isinstance(vm.get("vmid"), int) and vm["vmid"] in copies:
+                self.add(self.vm_label(index, vm), "vmid", f"{vm['vmid']} is already used by "
+                         f"{copies[vm['vmid']]}")
 
     def zfs(self, raw: list[Any]) -> list[ZfsPropertyConfig]:
         from phoenix.zfs import check_zfs_property, zfs_resource_name  # the ZFS resource's rules

@@ -73,6 +73,10 @@ class VmConfig:
     protect: bool = False
     recreate_on_cloud_init_change: bool = False
     timezone: str | None = None
+    # Set when clone_from names a template of this file: its name, and the node its copy is
+    # on when that is not the VM's node (a clone across nodes).
+    template: str | None = None
+    clone_node: str | None = None
     clone_mode: str = "full"  # "linked" | "full"; only used with clone_from (phoenix.config.clone_rules)
 
     @property
@@ -105,9 +109,57 @@ class Config:
     vms: tuple[VmConfig, ...]
     images: Mapping[str, ImageConfig]
     zfs: tuple[ZfsPropertyConfig, ...] = ()
+    templates: tuple[TemplateConfig, ...] = ()
 
     def vm(self, vmid: int) -> VmConfig:
         for vm in self.vms:
             if vm.vmid == vmid:
                 return vm
         raise KeyError(vmid)
+
+    def template(self, name: str) -> TemplateConfig:
+        for template in self.templates:
+            if template.name == name:
+                return template
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class TemplateConfig:
+    """A template the stack makes itself: the cloud image, baked once with `packages`.
+
+    One template per node in `nodes`: the copy on the k-th node has vmid `vmid + k` (so the
+    node list is append-only: reordering it renumbers the copies). A template's definition is
+    immutable: its vmid names one version; a new definition gets a new vmid.
+    """
+
+    index: int  # position in the file's "templates" list (for messages)
+    vmid: int
+    name: str
+    nodes: tuple[str, ...]
+    image: str
+    storage: str
+    packages: tuple[str, ...]  # the agent is always first
+    disk_gb: int = 8
+    cores: int = 2
+    memory_mb: int = 2048
+    bridge: str = "vmbr0"
+    vlan: int | None = None
+    snippet_storage: str = "local"
+    shared_storage: bool = False  # `storage` is reachable from every node (Ceph, NFS, ...)
+    bake_timeout_s: int = 1800
+
+    @property
+    def label(self) -> str:
+        return f"templates[{self.index}] (vmid {self.vmid}, {self.name})"
+
+    @property
+    def copies(self) -> tuple[tuple[str, int], ...]:
+        """(node, vmid) of every copy of this template."""
+        return tuple((node, self.vmid + k) for k, node in enumerate(self.nodes))
+
+    def vmid_on(self, node: str) -> int | None:
+        return dict(self.copies).get(node)
+
+    def node_of(self, vmid: int) -> str | None:
+        return {v: n for n, v in self.copies}.get(vmid)

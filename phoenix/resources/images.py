@@ -40,20 +40,25 @@ def image_downloads(config: Config,
     for vm in config.vms:
         if vm.image is None or (vm.image, vm.node) in downloads:
             continue
-        image: ImageConfig = config.images[vm.image]
-        downloads[(vm.image, vm.node)] = proxmoxve.download.File(
-            f"image-{image.name}-{vm.node}-{image.storage}",
-            content_type="iso",
-            datastore_id=image.storage,
-            node_name=vm.node,
-            url=image.url,
-            file_name=versioned_file_name(image),
-            checksum=image.checksum,
-            checksum_algorithm=image.checksum_algorithm,
-            # Re-downloading when upstream's Content-Length changes would replace the file and,
-            # through it, every VM's disk: keep what was verified once.
-            overwrite=False,
-            upload_timeout=1800,
-            opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=True),
-        )
+        downloads[(vm.image, vm.node)] = image_download(config.images[vm.image], vm.node, provider)
     return downloads
+
+
+def image_download(image: ImageConfig, node: str,
+                   provider: pulumi.ProviderResource) -> proxmoxve.download.File:
+    """The image on one node (VMs and templates on that node share it)."""
+    return proxmoxve.download.File(
+        f"image-{image.name}-{node}-{image.storage}",
+        content_type="iso",
+        datastore_id=image.storage,
+        node_name=node,
+        url=image.url,
+        file_name=versioned_file_name(image),
+        checksum=image.checksum,
+        checksum_algorithm=image.checksum_algorithm,
+        # Re-downloading when upstream's Content-Length changes would replace the file and,
+        # through it, every VM's disk: keep what was verified once.
+        overwrite=False,
+        upload_timeout=1800,
+        opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=True),
+    )

@@ -15,6 +15,7 @@ from phoenix.resources.clone_lanes import CloneLanes, longest_lane
 from phoenix.resources.images import image_downloads
 from phoenix.resources.provider import make_provider
 from phoenix.resources.settings import PROJECT, StackSettings
+from phoenix.resources.templates import PhoenixTemplate, build_templates
 from phoenix.resources.vm import PhoenixVm, VmInputs
 from phoenix.zfs.naming import zfs_resource_name
 from phoenix.zfs.provider import ZfsProperty, ZfsPropertyArgs
@@ -29,6 +30,7 @@ def resource_name(vm: VmConfig) -> str:
 class Stack:
     vms: dict[int, PhoenixVm] = field(default_factory=dict)
     zfs: list[ZfsProperty] = field(default_factory=list)
+    templates: dict[int, PhoenixTemplate] = field(default_factory=dict)  # by the copy's vmid
     outputs: dict[str, pulumi.Input[object]] = field(default_factory=dict)
 
 
@@ -55,6 +57,11 @@ def vm_outputs(vm: VmConfig, component: PhoenixVm) -> dict[str, pulumi.Input[obj
     }
 
 
+def _bake_of(stack: Stack, vmid: int | None) -> pulumi.Resource | None:
+    template = stack.templates.get(vmid) if vmid is not None else None
+    return template.bake if template is not None else None
+
+
 def build_stack(config: Config, settings: StackSettings) -> Stack:
     # Full clones form K dependency chains per (node, storage): keep the SDK's cycle check linear.
     if not dependency_walk.install():
@@ -77,6 +84,7 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
     downloads = image_downloads(config, provider)
 
     stack = Stack()
+    stack.templates = build_templates(config, provider, downloads)
     lanes: CloneLanes[pulumi.Resource] = CloneLanes(settings.full_clones_per_storage)
     for vm in config.vms:
         seed = render_seed(vm, [settings.ssh_public_key])
@@ -92,6 +100,8 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
                 # Full clones copy the whole disk: K at a time per (node, storage); linked
                 # clones and image imports are not held back (clone_lanes).
                 clone_after=lanes.wait_for(vm),
+                # A clone of a template of this file waits for its bake.
+                template_resource=_bake_of(stack, vm.clone_from),
                 ssh_private_key=settings.ssh_private_key,
             ),
         )
@@ -110,5 +120,9 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
                 ),
             ))
 
+    if config.templates:
+        stack.outputs["templates"] = {
+            t.name: {"vmids": {node: vmid for node, vmid in t.copies}} for t in config.templates
+        }
     stack.outputs["vms"] = {vm.name: vm_outputs(vm, stack.vms[vm.vmid]) for vm in config.vms}
     return stack

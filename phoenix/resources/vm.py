@@ -103,7 +103,9 @@ def clone_args(vm: VmConfig) -> proxmoxve.VmLegacyCloneArgs | None:
     full = vm.clone_mode == "full"
     return proxmoxve.VmLegacyCloneArgs(vm_id=vm.clone_from, full=full,
                                        datastore_id=vm.storage if full else None,
-                                       node_name=vm.node, retries=3)
+                                       # the source node: a template of the file may
+                                       # have its copy on another node (config.templates)
+                                       node_name=vm.clone_node or vm.node, retries=3)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,7 @@ class VmInputs:
     image_file_id: pulumi.Input[str] | None = None
     image_resource: pulumi.Resource | None = None
     clone_after: pulumi.Resource | None = None  # a full clone's lane predecessor (clone_lanes)
+    template_resource: pulumi.Resource | None = None  # the bake of a template of the file
     ssh_private_key: pulumi.Input[str] | None = None  # secret: how features reach the VM
 
 
@@ -167,6 +170,8 @@ class PhoenixVm(pulumi.ComponentResource):
             depends_on.append(inputs.image_resource)
         if inputs.clone_after is not None:
             depends_on.append(inputs.clone_after)
+        if inputs.template_resource is not None:
+            depends_on.append(inputs.template_resource)
 
         self.vm = proxmoxve.VmLegacy(
             f"{name}-vm",
