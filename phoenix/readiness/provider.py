@@ -42,7 +42,6 @@ engine connection (pulumi/pulumi#6065) and writes them to stderr, which the CLI 
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from dataclasses import dataclass
@@ -52,23 +51,18 @@ import pulumi
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
-    ConfigureRequest,
     CreateResult,
     DiffResult,
     ReadResult,
-    ResourceProvider,
     UpdateResult,
 )
 
 from phoenix.dynamic_inputs import is_unknown
 from phoenix.readiness.pve import (
-    ENV_ENDPOINT,
-    ENV_INSECURE,
-    ENV_TOKEN,
     PveCredentials,
     PveTransport,
-    parse_bool,
 )
+from phoenix.readiness.stack_credentials import MissingCredentials, PveStackProvider
 from phoenix.readiness.transport import (
     AgentCommandError,
     AgentNotRunningError,
@@ -157,47 +151,20 @@ def as_built_ip(expected: Any, agent_addresses: Any) -> str | None:
     return addresses[0] if addresses else None
 
 
-class GuestAgentReadyProvider(ResourceProvider):
+class GuestAgentReadyProvider(PveStackProvider):
     """The CRUD of GuestAgentReady. Pickled by reference: keep it in this module, keep its name.
 
     Nothing is stored on `self` at construction (the pickled object stays empty); configure()
     keeps the stack's Proxmox settings on the unpickled copy inside the provider process.
     """
 
-    serialize_as_secret_always = False  # nothing secret is captured in the pickled provider
-
-    def configure(self, req: ConfigureRequest) -> None:
-        self._stack_settings = {
-            "endpoint": req.config.get("proxmoxve:endpoint"),
-            "api_token": req.config.get("proxmoxve:apiToken"),
-            "insecure": req.config.get("proxmoxve:insecure"),
-        }
-
     # ------------------------------------------------------------------ credentials
 
     def credentials(self, props: dict[str, Any]) -> PveCredentials:
-        stack = getattr(self, "_stack_settings", {}) or {}
-        env = {"endpoint": os.environ.get(ENV_ENDPOINT), "api_token": os.environ.get(ENV_TOKEN),
-               "insecure": os.environ.get(ENV_INSECURE)}
-
-        def pick(key: str) -> Any:
-            for source in (props, stack, env):
-                value = source.get(key)
-                if value not in (None, ""):
-                    return value
-            return None
-
-        endpoint, token, insecure = pick("endpoint"), pick("api_token"), pick("insecure")
-        if not endpoint or not token:
-            missing = [what for what, value in (("endpoint", endpoint), ("API token", token))
-                       if not value]
-            raise GuestAgentNotReady(
-                "vm-status",
-                f"no Proxmox {' or '.join(missing)}: set the stack config proxmoxve:endpoint / "
-                f"proxmoxve:apiToken (secret), or {ENV_ENDPOINT} / {ENV_TOKEN}",
-            )
-        return PveCredentials(str(endpoint), str(token),
-                              verify=not parse_bool(insecure) if insecure is not None else True)
+        try:
+            return self.resolve_credentials(props)
+        except MissingCredentials as exc:
+            raise GuestAgentNotReady("vm-status", str(exc)) from None
 
     def transport(self, props: dict[str, Any]) -> PveTransport:
         try:

@@ -18,15 +18,14 @@ import pulumi
 from pulumi.dynamic import (
     CheckFailure,
     CheckResult,
-    ConfigureRequest,
     CreateResult,
     DiffResult,
     ReadResult,
-    ResourceProvider,
     UpdateResult,
 )
 
-from phoenix.readiness.provider import GuestAgentReadyProvider, _log
+from phoenix.readiness.provider import _log
+from phoenix.readiness.stack_credentials import MissingCredentials, PveStackProvider
 from phoenix.readiness.transport import TransportError, VmNotFoundError
 from phoenix.templatebake.bake import BakeFailed, bake_on_pve
 from phoenix.templatebake.pve_control import PveVmControl
@@ -63,22 +62,13 @@ def definition_changed_message(props: dict[str, Any]) -> str:
             "entry once no VM clones it.")
 
 
-class TemplateBakeProvider(ResourceProvider):
-    serialize_as_secret_always = False
-
-    def configure(self, req: ConfigureRequest) -> None:
-        self._stack_settings = {
-            "endpoint": req.config.get("proxmoxve:endpoint"),
-            "api_token": req.config.get("proxmoxve:apiToken"),
-            "insecure": req.config.get("proxmoxve:insecure"),
-        }
+class TemplateBakeProvider(PveStackProvider):
 
     def control(self, props: dict[str, Any]) -> PveVmControl:
         try:
-            # The same sources and order as GuestAgentReady (inputs, stack config, environment).
-            credentials = GuestAgentReadyProvider.credentials(self, props)  # type: ignore[arg-type]
-        except Exception as exc:  # noqa: BLE001 - its message names what is missing, no secret
-            raise BakeFailed("prepare", str(exc).split("] ", 1)[-1]) from None
+            credentials = self.resolve_credentials(props)  # the same sources as GuestAgentReady
+        except MissingCredentials as exc:
+            raise BakeFailed("prepare", str(exc)) from None
         try:
             return PveVmControl(credentials, node=str(props["node"]), vmid=int(props["vmid"]))
         except TransportError as exc:
