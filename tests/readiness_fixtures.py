@@ -173,12 +173,55 @@ def openssh_public_keys() -> list[str]:
             + " root@vm8001" for k in keys]
 
 
+# fakepve's own answer to network-get-interfaces when a test sets none (fakepve/agent.py).
+FAKEPVE_INTERFACES = [
+    {"name": "lo", "ip-addresses": [{"ip-address": "127.0.0.1", "ip-address-type": "ipv4",
+                                     "prefix": 8}]},
+    {"name": "eth0", "ip-addresses": [{"ip-address": "192.0.2.10", "ip-address-type": "ipv4",
+                                       "prefix": 24}]},
+]
+
+
+def ip_addr_lines(interfaces: list) -> str:
+    """What `ip -o -4 addr show` prints in a guest with these interfaces (agent JSON shape)."""
+    lines = []
+    for n, interface in enumerate(interfaces, start=1):
+        for address in interface.get("ip-addresses") or []:
+            if address.get("ip-address-type") != "ipv4":
+                continue
+            scope = "host" if address["ip-address"].startswith("127.") else "global"
+            lines.append(f"{n}: {interface['name']}    inet {address['ip-address']}/"
+                         f"{address.get('prefix', 24)} scope {scope} {interface['name']}\\"
+                         "       valid_lft forever preferred_lft forever")
+    return "".join(line + "\n" for line in lines)
+
+
+def probe_output(status_stdout: str, host_keys: list[str] | None,
+                 interfaces: list | None) -> str:
+    """What the readiness probe (phoenix.readiness.wait.PROBE_SCRIPT) prints in such a guest."""
+    from phoenix.readiness.wait import PROBE_ADDRESSES_LINE, PROBE_KEYS_LINE
+
+    keys = "".join(key + "\n" for key in host_keys or [])
+    return (f"{status_stdout}{PROBE_KEYS_LINE}\n{keys}{PROBE_ADDRESSES_LINE}\n"
+            + ip_addr_lines(FAKEPVE_INTERFACES if interfaces is None else interfaces))
+
+
+def probe_key() -> str:
+    from phoenix.readiness.wait import PROBE_ARGV
+
+    return " ".join(PROBE_ARGV)
+
+
 def agent_answers(*, cloud_init_exit: int = 0, cloud_init_status: str = "done",
                   host_keys: list[str] | None = None, interfaces: list | None = None,
                   long_status: str = "", log: str = "") -> dict:
-    """A fakepve vm.agent dict: what `cloud-init status`, the host-key cat and file-read answer."""
+    """A fakepve vm.agent dict: what the readiness probe, `cloud-init status`, the host-key cat
+    and file-read answer."""
     answers: dict = {
         "exec": {
+            probe_key(): {"exitcode": cloud_init_exit,
+                          "out-data": probe_output(f"status: {cloud_init_status}\n",
+                                                   host_keys, interfaces)},
             "cloud-init status": {"exitcode": cloud_init_exit,
                                   "out-data": f"status: {cloud_init_status}\n"},
             "cloud-init status --long": {"exitcode": cloud_init_exit, "out-data": long_status},

@@ -52,14 +52,22 @@ def agent_pings(pve) -> list:
     return [r for r in pve.requests if r[1].endswith("/agent/ping")]
 
 
+def agent_polls(pve) -> list:
+    """The agent-stage polls: with cloud-init waited for, the probe's exec is the poll."""
+    return [r for r in pve.requests if r[1].endswith(("/agent/ping", "/agent/exec"))]
+
+
 def test_agent_up_at_once(fakepve, transport, lines):
     keys = openssh_public_keys()
     add_vm(fakepve).agent = agent_answers(host_keys=keys)
     result = wait_for_ready(transport, timeout_s=30, log=lines.append)
-    # The status check buys the first 1.5 s; the first ping then finds the agent.
+    # The status check buys the first 1.5 s; the first poll (the probe's exec) finds the agent.
     assert 1.5 <= result.seconds_to_agent < 1.5 + 0.3
-    assert [r[1].rsplit("/", 2)[-2:] for r in fakepve.requests[:2]] == [
-        ["status", "current"], ["agent", "ping"]]
+    # status, then the probe: its exec and exec-status answer the agent, cloud-init, the host
+    # keys and the addresses. A VM that is ready costs 3 calls in all.
+    assert [r[1].rsplit("/", 2)[-2:] for r in fakepve.requests] == [
+        ["status", "current"], ["agent", "exec"], ["agent", "exec-status"]]
+    assert result.api_calls == 3
     assert result.cloud_init_status == "done"
     assert result.seconds_to_cloud_init is not None and result.seconds_to_cloud_init < 2
     assert result.ipv4_addresses == ("192.0.2.10",)  # fakepve's eth0; lo's 127.0.0.1 is dropped
@@ -76,10 +84,10 @@ def test_agent_up_after_a_delay_is_seen_within_the_poll_interval(fakepve, transp
     result = wait_for_ready(transport, timeout_s=30, log=lines.append, progress_every_s=1.0)
     # Default pacing: a ping every 1.5 s, so the agent is seen at most 1.5 s after it answers.
     assert up_at <= result.seconds_to_agent <= up_at + 1.5 + 0.3
-    pings = agent_pings(fakepve)
-    assert len(pings) == int(up_at / 1.5) + 1  # 1.5 and 3.0 fail; 4.5 answers
-    # 40 calls a minute: one status check and one ping per 1.5 s until the agent answered.
-    assert result.api_calls - 2 - 2 - 1 == 1 + len(pings)  # minus cloud-init, keys, interfaces
+    polls = agent_polls(fakepve)
+    assert len(polls) == int(up_at / 1.5) + 1  # 1.5 and 3.0 fail; 4.5 answers
+    # 40 calls a minute: one status check and one poll per 1.5 s until the agent answered.
+    assert result.api_calls - 1 == 1 + len(polls)  # minus the probe's exec-status
     assert time.monotonic() - started < 10
     progress = [line for line in lines if "waiting for the guest agent (" in line]
     assert progress and "QEMU guest agent is not running" in progress[0]
@@ -188,17 +196,22 @@ def test_missing_privilege_is_named(fakepve, transport, lines):
     add_vm(fakepve).agent = agent_answers()
     fakepve.grant("phoenix@pve!ci", "/vms/8001", "VM.Audit")  # status yes, agent no
     with pytest.raises(ReadinessError) as info:
-        wait_for_ready(transport, timeout_s=60, log=lines.append)
+        wait_for_ready(transport, timeout_s=60, log=lines.append, wait_for_cloud_init=False)
     assert info.value.stage == "agent"
     assert "lacks VM.GuestAgent.Audit (PVE 9) or VM.Monitor (PVE 8) on /vms/8001" in str(
         info.value)
 
 
-def test_exec_privilege_is_named_at_the_cloud_init_stage(fakepve, transport, lines):
-    add_vm(fakepve).agent = agent_answers()
-    fakepve.grant("phoenix@pve!ci", "/vms/8001", "VM.Audit", "VM.GuestAgent.Audit")
+@pytest.mark.parametrize("granted", [("VM.Audit", "VM.GuestAgent.Audit"), ("VM.Audit",)])
+def test_exec_privilege_is_named_at_the_cloud_init_stage(fakepve, transport, lines, granted):
+    """Waiting for cloud-init needs exec: a token without it is named at the first poll, whether
+    or not the agent runs yet (no agent here), not after the boot."""
+    add_vm(fakepve)
+    fakepve.grant("phoenix@pve!ci", "/vms/8001", *granted)
+    started = time.monotonic()
     with pytest.raises(ReadinessError) as info:
         wait_for_ready(transport, timeout_s=60, log=lines.append)
+    assert time.monotonic() - started < 5
     assert info.value.stage == "cloud-init"
     assert "VM.GuestAgent.Unrestricted" in str(info.value)
 
@@ -218,7 +231,9 @@ def test_transient_answers_then_success(fakepve, transport, lines):
     assert result.ipv4_addresses == ("192.0.2.10",)
     assert len(result.ssh_host_keys) == 3
     statuses = [r for r in fakepve.requests if r[1].endswith("/status/current")]
-    assert len(statuses) == 3 and len(agent_pings(fakepve)) == 4
+    execs = [r for r in fakepve.requests if r[1].endswith("/agent/exec")]
+    # 1 refused by the lock, 1 accepted; no ping, no interfaces read: the probe answered both.
+    assert len(statuses) == 3 and len(execs) == 2 and not agent_pings(fakepve)
 
 
 def test_cloud_init_failure_carries_long_status_and_log_tail(fakepve, transport, lines):

@@ -35,6 +35,9 @@ class BootReport:
     addresses: list[str] = field(default_factory=list)
     routes: list[str] = field(default_factory=list)
     dns_servers: list[str] = field(default_factory=list)
+    # Where the boot's time went, as the guest's systemd tells it (`systemd-analyze time`, the
+    # critical chains to the guest agent and to cloud-init's last stage): phoenix.localboot.run.
+    boot_timing: str = ""
     failures: list[str] = field(default_factory=list)
     console_tail: str = ""  # the guest's last console lines, kept only when something failed
 
@@ -78,6 +81,9 @@ class BootReport:
                 changed = {True: ", changed", False: ", unchanged", None: ""}[feature.changed]
                 detail = f": {feature.detail}" if feature.detail else ""
                 lines.append(f"    {feature.name:<16} {state}{changed}{detail}")
+        if self.boot_timing:
+            lines.append("  boot timing (the guest's systemd-analyze)")
+            lines += [f"    {line}" for line in self.boot_timing.splitlines()]
         if self.failures:
             lines.append("FAILED:")
             lines += [f"  - {failure}" for failure in self.failures]

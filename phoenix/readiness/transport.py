@@ -162,6 +162,22 @@ def run_command(
     """
     deadline = clock() + timeout_s
     pid = transport.exec_start(argv, timeout_s=max(timeout_s, 0.1))
+    return finish_command(transport, pid, argv, deadline=deadline, timeout_s=timeout_s,
+                          clock=clock, sleep=sleep)
+
+
+def finish_command(
+    transport: GuestTransport,
+    pid: int,
+    argv: Sequence[str],
+    *,
+    deadline: float,
+    timeout_s: float,
+    clock=time.monotonic,
+    sleep=time.sleep,
+) -> ExecResult:
+    """Poll exec-status of a command already started (pid) until it exits or the deadline
+    (`timeout_s`: the time it was given, for the message)."""
     for n in range(10**9):
         delay = EXEC_POLL_DELAYS_S[min(n, len(EXEC_POLL_DELAYS_S) - 1)]
         remaining = deadline - clock()

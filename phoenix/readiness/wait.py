@@ -18,8 +18,17 @@ Polling design (the targets: notice the agent within 1.5 s of it answering, and 
 - No fast start-up ramp (0.25, 0.5, 1 s...): right after a VM was created or started its agent
   is at its least likely to be about to answer, so early fast polls spend calls for nothing and
   cannot improve the 1.5 s bound. An agent that is already up is seen at the first ping (1.5 s).
-- The only calls outside that budget are one-offs after the waiting is over (network
-  interfaces, host keys: 3 calls) or after a failure (the evidence). Over a whole wait of T s the
+- One exec answers everything the wait needs once cloud-init is over (`PROBE_ARGV`): cloud-init's
+  status (the exec's exit code is `cloud-init status`'s), then the SSH host keys and the IPv4
+  addresses, so a VM that finishes costs exec + exec-status and nothing after. While cloud-init
+  is waited for, that exec is also the agent poll: where no agent answers, PVE refuses it exactly
+  as it refuses a ping (one call), and the first one accepted is the agent answering. With many
+  VMs finishing at once this is what the per-node API budget has to carry
+  (`phoenix.readiness.api_budget`): 2 calls per VM instead of 6 (ping, status exec and its
+  status, interfaces, host-key exec and its status). A guest without `sh` or `ip` gets the
+  separate calls instead.
+- The only calls outside that budget are one-offs after a failure (the evidence), or the
+  separate reads above. Over a whole wait of T s the
   count is therefore 1 + T/1.5 plus those: 40/min plus one call, which no schedule can avoid
   while it must both check the status first and never leave a 1.5 s gap.
 - No periodic VM status re-check while pinging (it would cost calls and delay pings): PVE
@@ -54,6 +63,7 @@ from phoenix.readiness.transport import (
     TransportError,
     VmNotFoundError,
     VmNotRunningError,
+    finish_command,
     run_command,
 )
 
@@ -72,6 +82,17 @@ CLOUD_INIT_LOG = "/var/log/cloud-init-output.log"
 LOG_TAIL_LINES = 40
 HOST_KEY_FILES = tuple(f"/etc/ssh/ssh_host_{kind}_key.pub" for kind in ("ed25519", "ecdsa", "rsa"))
 HOST_KEYS_ARGV = ("sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub")
+CLOUD_INIT_STATUS_ARGV = ("cloud-init", "status")
+PROBE_KEYS_LINE = "--- phoenix: ssh host keys ---"
+PROBE_ADDRESSES_LINE = "--- phoenix: ipv4 addresses ---"
+# Fixed text (no value from the config): cloud-init's status and exit code first, then what the
+# wait reads once it is over. `ip -o -4 addr show` prints one line per address.
+PROBE_SCRIPT = (f"cloud-init status; rc=$?; echo '{PROBE_KEYS_LINE}'; "
+                "cat /etc/ssh/ssh_host_*_key.pub 2>/dev/null; "
+                f"echo '{PROBE_ADDRESSES_LINE}'; ip -o -4 addr show 2>/dev/null; exit $rc")
+PROBE_ARGV = ("sh", "-c", PROBE_SCRIPT)
+# sh's "command not found": cloud-init is not installed in the guest.
+EXIT_NOT_FOUND = 127
 DEFAULT_TIMEOUT_S = 900.0
 
 STAGES = ("vm-status", "agent", "cloud-init")
@@ -149,6 +170,39 @@ def parse_cloud_init_status(stdout: str) -> str:
     return match.group(1).strip().lower() if match else ""
 
 
+@dataclass(frozen=True)
+class ProbeAnswer:
+    """The probe's output split in its parts. keys/addresses are None when the guest printed
+    nothing for them (no such files, no `ip`): the wait then reads them the separate way."""
+
+    status_text: str
+    host_keys: tuple[str, ...] | None
+    addresses: tuple[str, ...] | None
+
+
+_INET = re.compile(r"\sinet\s+(\d{1,3}(?:\.\d{1,3}){3})/\d{1,2}\s")
+
+
+def parse_probe(stdout: str) -> ProbeAnswer:
+    """Split the probe's stdout at its marker lines (see PROBE_SCRIPT)."""
+    status_text, _, rest = stdout.partition(PROBE_KEYS_LINE)
+    keys_text, _, addresses_text = rest.partition(PROBE_ADDRESSES_LINE)
+    keys = parse_host_keys(keys_text)
+    found: list[str] = []
+    for line in addresses_text.splitlines():
+        match = _INET.search(line + " ")
+        if not match:
+            continue
+        try:
+            ip = ipaddress.IPv4Address(match.group(1))
+        except ValueError:
+            continue
+        if not ip.is_loopback and str(ip) not in found:
+            found.append(str(ip))
+    has_ip_lines = any(_INET.search(line + " ") for line in addresses_text.splitlines())
+    return ProbeAnswer(status_text, keys or None, tuple(found) if has_ip_lines else None)
+
+
 def ipv4_addresses(interfaces: Sequence[NetworkInterface]) -> tuple[str, ...]:
     """Every IPv4 address of the guest except loopback ones, in interface order."""
     found: list[str] = []
@@ -212,6 +266,11 @@ def parse_host_keys(text: str) -> tuple[str, ...]:
     return tuple(keys)
 
 
+def _cannot_execute(exc: AgentCommandError) -> bool:
+    """The agent could not start the program at all (not installed, not executable)."""
+    return "No such file" in str(exc) or "Failed to execute" in str(exc)
+
+
 def log_tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
@@ -240,6 +299,12 @@ class _Wait:
         self.attempts = 0
         self.status_paid_until = self.start
         self.seconds_to_agent: float | None = None
+        # The cloud-init poll: the probe, or plain `cloud-init status` once the guest showed it
+        # cannot run the probe (no sh).
+        self.status_argv: tuple[str, ...] = PROBE_ARGV
+        # A probe the agent stage started: (pid, attempt start, calls before it).
+        self.pending: tuple[int, float, int] | None = None
+        self.probe: ProbeAnswer | None = None  # the probe's answer that ended the wait
 
     # -- helpers
 
@@ -285,7 +350,8 @@ class _Wait:
         self.log(f"{self.name}: waiting up to {self.timeout_s:.0f} s for the guest agent"
                  + (" and cloud-init" if wait_for_cloud_init else ""))
         self.wait_running()
-        seconds_to_agent = self.seconds_to_agent = round(self.wait_agent(), 1)
+        seconds_to_agent = self.seconds_to_agent = round(
+            self.wait_agent(probe=wait_for_cloud_init), 1)
         self.log(f"{self.name}: guest agent answered after {seconds_to_agent:.1f} s")
         status, seconds_to_cloud_init = "skipped", None
         if wait_for_cloud_init:
@@ -323,7 +389,10 @@ class _Wait:
                 raise self.fail("vm-status", f"{self.name}: no VM status within "
                                 f"{self.timeout_s:.0f} s; last answer: {self.last_answer}")
 
-    def wait_agent(self) -> float:
+    def wait_agent(self, *, probe: bool) -> float:
+        """Poll until the agent answers. With `probe`, the poll is the cloud-init probe's exec
+        (refused like a ping while no agent runs); the first one accepted is left in
+        `self.pending` for the cloud-init stage to finish."""
         # The status check bought the first 1.5 s: the first ping follows it by one interval
         # (an agent already up is still seen within 1.5 s, and the wait stays at 40 calls/min).
         if not self.hold(self.status_paid_until, "the guest agent"):
@@ -332,14 +401,29 @@ class _Wait:
             attempt_start, calls_before = self.clock(), self.transport.calls
             self.attempts += 1
             try:
-                self.transport.ping(timeout_s=self.call_timeout())
+                if probe:
+                    pid = self.transport.exec_start(self.status_argv,
+                                                    timeout_s=self.call_timeout())
+                    self.pending = (pid, attempt_start, calls_before)
+                else:
+                    self.transport.ping(timeout_s=self.call_timeout())
                 return self.clock() - self.start
+            except AgentCommandError as exc:
+                if probe and _cannot_execute(exc):
+                    # The agent answered: it cannot run the probe (no sh). Poll cloud-init alone.
+                    self.status_argv = CLOUD_INIT_STATUS_ARGV
+                    return self.clock() - self.start
+                self.last_answer = str(exc)
+            except PermissionDeniedError as exc:
+                # PVE checks the privilege before asking the agent: a token that may not exec is
+                # named now, not after the boot. Exec is what the cloud-init stage needs.
+                raise self.fatal("cloud-init" if probe else "agent", exc) from None
             except _FATAL as exc:
                 raise self.fatal("agent", exc) from None
             except VmNotRunningError as exc:
                 raise self.fail("agent", f"{self.name} stopped while waiting for the guest "
                                 f"agent: {exc}") from None
-            except (TransientError, AgentNotRunningError, AgentCommandError) as exc:
+            except (TransientError, AgentNotRunningError) as exc:
                 self.last_answer = str(exc)
             if not self.pace(attempt_start, calls_before, "the guest agent"):
                 raise self.fail("agent", self.agent_timeout_message())
@@ -362,16 +446,21 @@ class _Wait:
         self.last_answer = "none yet"
         while True:
             attempt_start, calls_before = self.clock(), self.transport.calls
+            pending, self.pending = self.pending, None
+            if pending is not None:  # the agent stage's probe: that attempt goes on
+                attempt_start, calls_before = pending[1], pending[2]
+            argv = self.status_argv
             try:
-                result = run_command(self.transport, ["cloud-init", "status"],
-                                     timeout_s=min(30.0, max(self.remaining(), 0.2)),
-                                     clock=self.clock, sleep=self.sleep)
+                result = self.poll_cloud_init(argv, pending[0] if pending else None)
             except _FATAL as exc:
                 raise self.fatal("cloud-init", exc) from None
             except VmNotRunningError as exc:
                 raise self.fail("cloud-init", f"{self.name} stopped while cloud-init ran: {exc}") from None
             except AgentCommandError as exc:
-                if "No such file" in str(exc) or "Failed to execute" in str(exc):
+                if _cannot_execute(exc):
+                    if argv == PROBE_ARGV:
+                        self.status_argv = CLOUD_INIT_STATUS_ARGV  # no sh: ask cloud-init alone
+                        continue
                     raise self.fail("cloud-init", f"{self.name}: cannot run `cloud-init status` "
                                     f"in the guest: is cloud-init installed? ({exc})") from None
                 self.last_answer = str(exc)
@@ -379,15 +468,30 @@ class _Wait:
                 # The agent may restart while cloud-init upgrades packages: keep polling.
                 self.last_answer = str(exc)
             else:
-                outcome = self.judge_cloud_init(result)
+                outcome = self.judge_cloud_init(result, argv)
                 if outcome is not None:
                     return outcome, self.clock() - self.start
             if not self.pace(attempt_start, calls_before, "cloud-init"):
                 raise self.fail("cloud-init", self.cloud_init_timeout_message())
 
-    def judge_cloud_init(self, result: ExecResult) -> str | None:
+    def poll_cloud_init(self, argv: tuple[str, ...], pid: int | None) -> ExecResult:
+        """One cloud-init poll: finish the exec the agent stage started (pid), or run argv."""
+        timeout_s = min(30.0, max(self.remaining(), 0.2))
+        if pid is not None:
+            return finish_command(self.transport, pid, argv,
+                                  deadline=self.clock() + timeout_s, timeout_s=timeout_s,
+                                  clock=self.clock, sleep=self.sleep)
+        return run_command(self.transport, argv, timeout_s=timeout_s,
+                           clock=self.clock, sleep=self.sleep)
+
+    def judge_cloud_init(self, result: ExecResult,
+                         argv: tuple[str, ...] = CLOUD_INIT_STATUS_ARGV) -> str | None:
         """"done", "degraded", None (still running); raises on failure."""
-        status = parse_cloud_init_status(result.stdout)
+        probe = parse_probe(result.stdout) if argv == PROBE_ARGV else None
+        status = parse_cloud_init_status(probe.status_text if probe else result.stdout)
+        if probe is not None and result.exitcode == EXIT_NOT_FOUND and not status:
+            raise self.fail("cloud-init", f"{self.name}: cannot run `cloud-init status` in the "
+                            f"guest: is cloud-init installed? ({result.stderr.strip()[:200]})")
         self.last_answer = (f"exit {result.exitcode}, status: {status or '(none)'}"
                             + (f", stderr: {result.stderr.strip()[:200]}"
                                if result.stderr.strip() else ""))
@@ -403,8 +507,10 @@ class _Wait:
             self.warnings.append(f"cloud-init finished with recoverable errors (exit 2, "
                                  f"degraded):\n{details}")
             self.log(f"{self.name}: warning: cloud-init degraded (exit 2); see the warnings output")
+            self.probe = probe
             return "degraded"
         if result.exitcode == 0 and status == "done":
+            self.probe = probe
             return "done"
         return None  # an answer we do not know: keep polling; the deadline message shows it
 
@@ -469,6 +575,11 @@ class _Wait:
                                 f"deadline; last answer: {self.last_answer}")
 
     def read_addresses(self) -> tuple[str, ...]:
+        if self.probe is not None and self.probe.addresses is not None:
+            addresses = self.probe.addresses
+            if not addresses:
+                self.warnings.append("the guest reports no IPv4 address besides loopback")
+            return addresses
         try:
             interfaces = self.retry_read(
                 "the network interfaces",
@@ -483,6 +594,9 @@ class _Wait:
         return addresses
 
     def read_host_keys(self) -> tuple[str, ...]:
+        if self.probe is not None and self.probe.host_keys:
+            return self.probe.host_keys
+
         def by_exec() -> str:
             result = run_command(self.transport, HOST_KEYS_ARGV,
                                  timeout_s=min(30.0, max(self.remaining(), 1.0)),
