@@ -115,7 +115,7 @@ def test_wait_rejects_an_endpoint_that_is_not_an_https_url_at_once(endpoint):
     result = phoenix("wait", "8001", "--file", EXAMPLE, "--timeout", "600",
                      env={"PROXMOX_VE_ENDPOINT": endpoint,
                           "PROXMOX_VE_API_TOKEN": "root@pam!ci=00000000-0000-0000-0000-000000000000"})
-    assert_voice(result, 2, "PROXMOX_VE_ENDPOINT must be the API's https URL, e.g. https://pve.example.com:8006/",
+    assert_voice(result, 2, "PROXMOX_VE_ENDPOINT / proxmoxve:endpoint) must be the API's https URL, e.g. https://pve.example.com:8006/",
                  repr(endpoint))
     assert time.monotonic() - started < 30  # not retried until the 600 s deadline
     assert "00000000-0000" not in result.stderr

@@ -122,7 +122,8 @@ def test_bad_values_are_all_reported_before_anything_is_written(tmp_path):
                 "--node-address", "10.0.0.2", PROXMOX_VE_API_TOKEN="nonsense")
     assert done.returncode == 1
     err = done.stderr
-    assert "proxmoxve:endpoint: the endpoint must be https://host[:port]/" in err
+    assert ("proxmoxve:endpoint: the endpoint (PROXMOX_VE_ENDPOINT / proxmoxve:endpoint) must be "
+            "the API's https URL") in err
     assert "proxmoxve:apiToken: is not of the form user@realm!tokenid=secret" in err
     assert "phoenix-hypervisor:sshPrivateKey:" in err
     assert "--node-address needs --node" in err

@@ -61,10 +61,13 @@ def test_boot_command_names_kernel_files_for_direct_boot(tmp_path):
 def test_facts_name_every_leftover():
     facts = BakedImageFacts(False, "not started", "0123456789abcdef", ("ssh_host_ed25519_key",),
                             ("instance",), ("cloud-init.log",), ("deb.debian.org_dists",),
-                            ("/etc/systemd/network/10-cloud-init-eth0.network",))
+                            ("/etc/systemd/network/10-cloud-init-eth0.network",),
+                            agent_early=False, datasource_list="",
+                            apt_timers_with_catch_up=("apt-daily.timer",))
     problems = " | ".join(facts.problems)
     for text in ("not installed", "neither enabled", "machine-id is set", "ssh_host_ed25519_key",
-                 "instance", "cloud-init.log", "apt list", "10-cloud-init-eth0.network"):
+                 "instance", "cloud-init.log", "apt list", "10-cloud-init-eth0.network",
+                 "10-phoenix-early.conf", "no datasource_list", "apt-daily.timer"):
         assert text in problems
     clean = BakedImageFacts(True, "static-udev", "", (), (), (), ())
     assert clean.problems == []

@@ -7,8 +7,10 @@ PATH and this machine's own `ip`); in real guests it runs in the real-boot tests
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
+from pathlib import Path
 
 import pytest
 from readiness_fixtures import (
@@ -25,7 +27,7 @@ from readiness_fixtures import (
 from phoenix.readiness.pve import PveCredentials, PveTransport
 from phoenix.readiness.qga import QgaSocketTransport
 from phoenix.readiness.wait import (
-    PROBE_ARGV,
+    PROBE_SCRIPT,
     ReadinessError,
     parse_cloud_init_status,
     parse_probe,
@@ -35,23 +37,73 @@ from phoenix.readiness.wait import (
 FAST = 0.2
 
 
-def run_probe_here(tmp_path, *, status: str, exit_code: int) -> subprocess.CompletedProcess:
+def run_probe_here(tmp_path, *, status: str, exit_code: int, run_dir: Path | None = None,
+                   failed_unit: bool = False) -> subprocess.CompletedProcess:
+    """PROBE_SCRIPT under a real sh with stand-ins for `cloud-init` (records that it ran) and
+    `systemctl` (is-failed: 0 when a unit failed); `run_dir` stands for /run/cloud-init."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     stand_in = bin_dir / "cloud-init"
-    stand_in.write_text(f"#!/bin/sh\necho 'status: {status}'\nexit {exit_code}\n")
+    stand_in.write_text(f"#!/bin/sh\ntouch {tmp_path}/cloud-init-ran\necho 'status: {status}'\n"
+                        f"exit {exit_code}\n")
     stand_in.chmod(0o755)
-    return subprocess.run(list(PROBE_ARGV), capture_output=True, text=True, check=False,
+    systemctl = bin_dir / "systemctl"
+    systemctl.write_text(f"#!/bin/sh\nexit {0 if failed_unit else 1}\n")
+    systemctl.chmod(0o755)
+    script = PROBE_SCRIPT.replace("/run/cloud-init/", f"{run_dir or tmp_path / 'none'}/")
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False,
                           env={"PATH": f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin"})
 
 
-@pytest.mark.parametrize(("status", "exit_code"), [("done", 0), ("running", 0),
-                                                    ("error", 1), ("degraded done", 2)])
-def test_the_probe_keeps_cloud_inits_exit_code_and_status(tmp_path, status, exit_code):
-    result = run_probe_here(tmp_path, status=status, exit_code=exit_code)
-    assert result.returncode == exit_code
-    answer = parse_probe(result.stdout)
-    assert parse_cloud_init_status(answer.status_text) == status
+def cloud_init_run_dir(tmp_path, *, errors: list[str], result: bool, enabled: bool = True,
+                       recoverable: dict | None = None) -> Path:
+    """/run/cloud-init as cloud-init leaves it: status.json written the way cloud-init writes it
+    (atomic_helper.write_json: indent=1, sort_keys; 25.1 adds recoverable_errors), result.json
+    at the end of the last stage."""
+    run = tmp_path / "run-cloud-init"
+    run.mkdir()
+    if enabled:
+        (run / "enabled").write_text("")
+    stage = {"errors": errors, "finished": 1764655230.4 if result else None,
+             "recoverable_errors": recoverable or {}, "start": 1764655200.1}
+    status = {"v1": {"datasource": "DataSourceNoCloud [seed=/dev/sr0]",
+                     "stage": None if result else "init", "init": stage,
+                     "init-local": {**stage, "errors": [], "recoverable_errors": {},
+                                    "finished": 1764655210.2}}}
+    (run / "status.json").write_text(json.dumps(status, indent=1, sort_keys=True) + "\n")
+    if result:
+        summary = {"v1": {"datasource": "DataSourceNoCloud", "errors": errors,
+                          "recoverable_errors": recoverable or {}}}
+        (run / "result.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    return run
+
+
+@pytest.mark.parametrize(("finished", "expected"), [(False, "running"), (True, "done")])
+def test_the_probe_answers_from_cloud_inits_files_when_they_leave_no_doubt(
+        tmp_path, finished, expected):
+    run = cloud_init_run_dir(tmp_path, errors=[], result=finished)
+    result = run_probe_here(tmp_path, status="error", exit_code=1, run_dir=run)
+    assert result.returncode == 0
+    assert parse_cloud_init_status(parse_probe(result.stdout).status_text) == expected
+    assert not (tmp_path / "cloud-init-ran").exists()  # no Python started in the guest
+
+
+@pytest.mark.parametrize("case", ["errors while running", "errors when finished",
+                                  "recoverable errors when finished", "not enabled",
+                                  "unit failed"])
+def test_anything_else_asks_cloud_init_itself(tmp_path, case):
+    """Errors, "degraded" (25.1's recoverable errors), a disabled cloud-init or a failed unit:
+    cloud-init's own command answers, with its own exit code."""
+    errors = ["('users_groups', KeyError('x'))"] if case.startswith("errors") else []
+    recoverable = {"WARNING": ["Failed at merging in cloud config part"]} \
+        if case.startswith("recoverable") else None
+    run = cloud_init_run_dir(tmp_path, errors=errors, recoverable=recoverable,
+                             result="finished" in case, enabled=case != "not enabled")
+    result = run_probe_here(tmp_path, status="error", exit_code=1, run_dir=run,
+                            failed_unit=case == "unit failed")
+    assert (tmp_path / "cloud-init-ran").exists()
+    assert result.returncode == 1
+    assert parse_cloud_init_status(parse_probe(result.stdout).status_text) == "error"
 
 
 def test_the_probe_reads_this_machines_addresses_like_the_agent(tmp_path):

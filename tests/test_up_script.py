@@ -144,7 +144,8 @@ def test_malformed_values_are_named(project, tmp_path, pulumi_private_key):
     pulumi = StandinPulumi.create(tmp_path, config=config)
     done = up(project, pulumi, PULUMI_CONFIG_PASSPHRASE="pw")
     assert done.returncode == 1
-    assert "proxmoxve:endpoint: the endpoint must be https://host[:port]/" in done.stderr
+    assert ("proxmoxve:endpoint: the endpoint (PROXMOX_VE_ENDPOINT / proxmoxve:endpoint) must be "
+            "the API's https URL") in done.stderr
     assert "proxmoxve:apiToken: is not of the form user@realm!tokenid=secret" in done.stderr
     assert "just-a-secret" not in done.stderr + done.stdout  # a secret is never echoed
     assert "phoenix-hypervisor:sshPrivateKey: the SSH private key is not a PEM/OpenSSH" in done.stderr

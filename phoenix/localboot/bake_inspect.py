@@ -4,6 +4,9 @@ Read with e2fsprogs' `debugfs` on a raw copy (no loop device, no mount, no root 
 read itself). The facts are what a template must be: the agent installed and started by the
 system (an enabled unit, or a static one started by udev), and nothing of the bake boot's
 identity left: no machine-id, no SSH host keys, no cloud-init instance state or logs, no apt lists.
+And the first-boot trims the sealing step writes (cloud_init/bake-seal.sh): the agent starts with
+its virtio port (not after cloud-init's network stage), cloud-init's datasource list, apt's daily
+timers without catch-up at boot.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 AGENT_UNIT = "qemu-guest-agent.service"
+EARLY_AGENT_DROP_IN = f"/etc/systemd/system/{AGENT_UNIT}.d/10-phoenix-early.conf"
+DATASOURCE_FILE = "/etc/cloud/cloud.cfg.d/90-phoenix-datasource.cfg"
+APT_TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer")
 
 
 class InspectError(RuntimeError):
@@ -32,6 +38,10 @@ class BakedImageFacts:
     cloud_init_logs: tuple[str, ...]
     apt_lists: tuple[str, ...]
     network_config: tuple[str, ...] = ()  # cloud-init's rendered network files of the bake VM
+    agent_early: bool = True  # the early-start drop-in (DefaultDependencies=no) is in place
+    datasource_list: str = "(not inspected)"  # the datasource_list line the bake wrote, or ""
+    apt_timers_without_catch_up: tuple[str, ...] = ()
+    apt_timers_with_catch_up: tuple[str, ...] = ()  # present in the image, no drop-in
 
     @property
     def problems(self) -> list[str]:
@@ -52,6 +62,14 @@ class BakedImageFacts:
             out.append(f"the bake VM's network config left: {', '.join(self.network_config)}")
         if self.apt_lists:
             out.append(f"{len(self.apt_lists)} apt list(s) left")
+        if not self.agent_early:
+            out.append(f"no {EARLY_AGENT_DROP_IN}: the agent would wait for cloud-init's "
+                       "network stage at every clone's first boot")
+        if not self.datasource_list:
+            out.append(f"no datasource_list in {DATASOURCE_FILE}")
+        if self.apt_timers_with_catch_up:
+            out.append(f"apt timers would catch up at first boot: "
+                       f"{', '.join(self.apt_timers_with_catch_up)}")
         return out
 
 
@@ -133,4 +151,15 @@ def inspect_baked_image(image: Path) -> BakedImageFacts:
             + [path for path in ("/etc/netplan/50-cloud-init.yaml",
                                  "/etc/network/interfaces.d/50-cloud-init",
                                  "/etc/network/interfaces.d/50-cloud-init.cfg") if fs.exists(path)])
-        return BakedImageFacts(agent_installed, start, machine_id, keys, state, logs, lists, network)
+        early = fs.cat(EARLY_AGENT_DROP_IN) or ""
+        datasource = next((line.strip() for line in (fs.cat(DATASOURCE_FILE) or "").splitlines()
+                           if line.startswith("datasource_list:")), "")
+        present = [t for t in APT_TIMERS if fs.exists(f"/lib/systemd/system/{t}")
+                   or fs.exists(f"/usr/lib/systemd/system/{t}")]
+        trimmed = tuple(t for t in present if "Persistent=false" in
+                        (fs.cat(f"/etc/systemd/system/{t}.d/10-phoenix.conf") or ""))
+        return BakedImageFacts(
+            agent_installed, start, machine_id, keys, state, logs, lists, network,
+            agent_early=bool(re.search(r"^DefaultDependencies=no$", early, re.M)),
+            datasource_list=datasource, apt_timers_without_catch_up=trimmed,
+            apt_timers_with_catch_up=tuple(t for t in present if t not in trimmed))

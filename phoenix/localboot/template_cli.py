@@ -83,6 +83,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  cloud-init state: {', '.join(facts.cloud_init_state + facts.cloud_init_logs) or 'none'}")
     print(f"  apt lists: {len(facts.apt_lists)}")
     print(f"  bake VM's network config: {', '.join(facts.network_config) or 'none'}")
+    print(f"  first boot of a clone: agent starts with its port: {facts.agent_early}; "
+          f"{facts.datasource_list or 'no datasource_list'}; apt timers without catch-up: "
+          f"{', '.join(facts.apt_timers_without_catch_up) or 'none in the image'}")
     if facts.problems:
         for problem in facts.problems:
             print(f"  FAILED: {problem}")

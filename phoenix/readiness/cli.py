@@ -13,7 +13,6 @@ import argparse
 import json
 import sys
 import time
-from urllib.parse import urlsplit
 
 from phoenix.cli_support import (
     EXIT_FAILED,
@@ -25,26 +24,11 @@ from phoenix.cli_support import (
     load_vm_or_report,
 )
 from phoenix.cloudinit.first_boot import first_boot_hint
-from phoenix.readiness.pve import ENV_ENDPOINT, PveCredentials, PveTransport
+from phoenix.readiness.pve import PveCredentials, PveTransport
 from phoenix.readiness.transport import TransportError
 from phoenix.readiness.wait import ReadinessError, ReadyResult, wait_for_ready
 
 EXIT_READY, EXIT_NOT_READY = EXIT_OK, EXIT_FAILED
-
-
-def endpoint_problem(endpoint: str) -> str | None:
-    """The endpoint must be an https URL with a host, as the proxmoxve provider requires (bpg
-    `proxmox/api/client.go` NewConnection: url.ParseRequestURI, then scheme == "https"). Without
-    this check `notaurl` would be tried as a host name and retried until the deadline."""
-    try:
-        parts = urlsplit(endpoint)
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        port_ok = False
-    if parts.scheme != "https" or not parts.hostname or not port_ok or " " in endpoint:
-        return (f"{ENV_ENDPOINT} must be the API's https URL, e.g. https://pve.example.com:8006/, "
-                f"not {endpoint!r}")
-    return None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,9 +50,7 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"--timeout must be a number of seconds > 0, not {timeout_s:g}", EXIT_USAGE)
     try:
         credentials = PveCredentials.from_env()
-        problem = endpoint_problem(credentials.endpoint)
-        if problem:
-            return fail(problem, EXIT_USAGE)
+        credentials.check()  # a malformed endpoint or token: exit 2 before any call
         transport = PveTransport(credentials, node=vm.node, vmid=vm.vmid)
     except TransportError as exc:  # missing or malformed endpoint/token: nothing was tried
         return fail(exc, EXIT_USAGE)

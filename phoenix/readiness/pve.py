@@ -110,9 +110,18 @@ class PveCredentials:
         if not _TOKEN.match(self.api_token or ""):
             raise TransportConfigError("the API token must look like user@realm!tokenid=secret "
                                        "(PROXMOX_VE_API_TOKEN / proxmoxve:apiToken)")
-        parts = urlsplit(self.endpoint if "://" in self.endpoint else f"https://{self.endpoint}")
-        if parts.scheme != "https" or not parts.hostname:
-            raise TransportConfigError(f"the endpoint must be https://host[:port]/, "
+        # As the proxmoxve provider requires (bpg `proxmox/api/client.go` NewConnection:
+        # url.ParseRequestURI, then scheme == "https"): a bare `pve.example.com` is refused there,
+        # so it is refused here too, not tried as a host name until a deadline.
+        try:
+            parts = urlsplit(self.endpoint or "")
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            parts, port_ok = None, False
+        if parts is None or parts.scheme != "https" or not parts.hostname or not port_ok \
+                or " " in self.endpoint:
+            raise TransportConfigError(f"the endpoint ({ENV_ENDPOINT} / proxmoxve:endpoint) must be "
+                                       f"the API's https URL, e.g. https://pve.example.com:8006/, "
                                        f"not {self.endpoint!r}")
 
 
