@@ -78,10 +78,13 @@ def cloud_init_run_dir(tmp_path, *, errors: list[str], result: bool, enabled: bo
     return run
 
 
-@pytest.mark.parametrize(("finished", "expected"), [(False, "running"), (True, "done")])
+@pytest.mark.parametrize(("stage", "expected"), [("not started", "not started"),
+                                                 ("running", "running"), ("finished", "done")])
 def test_the_probe_answers_from_cloud_inits_files_when_they_leave_no_doubt(
-        tmp_path, finished, expected):
-    run = cloud_init_run_dir(tmp_path, errors=[], result=finished)
+        tmp_path, stage, expected):
+    run = cloud_init_run_dir(tmp_path, errors=[], result=stage == "finished")
+    if stage == "not started":  # the generator ran, no stage yet
+        (run / "status.json").unlink()
     result = run_probe_here(tmp_path, status="error", exit_code=1, run_dir=run)
     assert result.returncode == 0
     assert parse_cloud_init_status(parse_probe(result.stdout).status_text) == expected

@@ -92,8 +92,10 @@ PROBE_ADDRESSES_LINE = "--- phoenix: ipv4 addresses ---"
 # Python process: ~3 s of a vCPU under emulation, ~0.3 s under KVM, at every poll of a first
 # boot) when those files leave no doubt, by cloud-init's own rules (cloudinit/cmd/status.py,
 # get_running_status and get_status_details, 22.4 and 25.1): /run/cloud-init/enabled (made by
-# the generator when cloud-init runs), status.json written, and then "running" while result.json
-# is missing, "done" once it is there. Only when nothing could make the real command say
+# the generator when cloud-init runs); "not started" before the first stage wrote status.json
+# (cloud-init's own answer then: a poll in the first seconds of a boot, when an early agent
+# answers, must not add a Python start to the busiest moment); "running" while result.json is
+# missing, "done" once it is there. Only when nothing could make the real command say
 # otherwise: no error list and no recoverable-error map started in status.json or result.json
 # (both written with json indent=1, so a non-empty one is `"errors": [` or
 # `"recoverable_errors": {` at a line's end; grep must answer "no match", not "cannot read") and
@@ -106,7 +108,9 @@ _QUIET = ("quiet() { grep -qE '\"(errors\": \\[|recoverable_errors\": \\{)$' \"$
           "cloud-final.service 2>/dev/null; }; ")
 PROBE_SCRIPT = (
     _QUIET
-    + f"if [ -e {_RUN}/enabled ] && [ -e {_RUN}/status.json ] && quiet {_RUN}/status.json; then "
+    + f"if [ -e {_RUN}/enabled ] && [ ! -e {_RUN}/status.json ] && [ ! -e {_RUN}/result.json ]; "
+    "then echo 'status: not started'; rc=0; "
+    f"elif [ -e {_RUN}/enabled ] && [ -e {_RUN}/status.json ] && quiet {_RUN}/status.json; then "
     f"if [ ! -e {_RUN}/result.json ]; then echo 'status: running'; rc=0; "
     f"elif quiet {_RUN}/result.json; then echo 'status: done'; rc=0; "
     "else cloud-init status; rc=$?; fi; "
