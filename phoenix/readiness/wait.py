@@ -89,7 +89,7 @@ PROBE_ADDRESSES_LINE = "--- phoenix: ipv4 addresses ---"
 # wait reads once it is over. `ip -o -4 addr show` prints one line per address.
 #
 # The probe answers from cloud-init's own files instead of starting `cloud-init status` (a
-# Python process: ~3 s of a vCPU under emulation, ~0.3 s under KVM, at every poll of a first
+# Python process: ~3 s of a vCPU under emulation (measured), a fraction of that under KVM, at every poll of a first
 # boot) when those files leave no doubt, by cloud-init's own rules (cloudinit/cmd/status.py,
 # get_running_status and get_status_details, 22.4 and 25.1): /run/cloud-init/enabled (made by
 # the generator when cloud-init runs); "not started" before the first stage wrote status.json
