@@ -215,34 +215,28 @@ def parse_probe(stdout: str) -> ProbeAnswer:
     status_text, _, rest = stdout.partition(PROBE_KEYS_LINE)
     keys_text, _, addresses_text = rest.partition(PROBE_ADDRESSES_LINE)
     keys = parse_host_keys(keys_text)
-    found: list[str] = []
-    for line in addresses_text.splitlines():
-        match = _INET.search(line + " ")
-        if not match:
-            continue
-        try:
-            ip = ipaddress.IPv4Address(match.group(1))
-        except ValueError:
-            continue
-        if not ip.is_loopback and str(ip) not in found:
-            found.append(str(ip))
-    has_ip_lines = any(_INET.search(line + " ") for line in addresses_text.splitlines())
-    return ProbeAnswer(status_text, keys or None, tuple(found) if has_ip_lines else None)
+    inet = [m.group(1) for line in addresses_text.splitlines()
+            if (m := _INET.search(line + " "))]
+    return ProbeAnswer(status_text, keys or None, _non_loopback_ipv4(inet) if inet else None)
 
 
 def ipv4_addresses(interfaces: Sequence[NetworkInterface]) -> tuple[str, ...]:
     """Every IPv4 address of the guest except loopback ones, in interface order."""
+    return _non_loopback_ipv4(address.address for interface in interfaces
+                              for address in interface.addresses
+                              if address.family.lower() == "ipv4")
+
+
+def _non_loopback_ipv4(candidates) -> tuple[str, ...]:
+    """The valid, non-loopback IPv4 addresses among candidates, first occurrence kept, in order."""
     found: list[str] = []
-    for interface in interfaces:
-        for address in interface.addresses:
-            if address.family.lower() != "ipv4":
-                continue
-            try:
-                ip = ipaddress.IPv4Address(address.address)
-            except ValueError:
-                continue
-            if not ip.is_loopback and str(ip) not in found:
-                found.append(str(ip))
+    for candidate in candidates:
+        try:
+            ip = ipaddress.IPv4Address(candidate)
+        except ValueError:
+            continue
+        if not ip.is_loopback and str(ip) not in found:
+            found.append(str(ip))
     return tuple(found)
 
 
