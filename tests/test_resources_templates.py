@@ -183,3 +183,24 @@ def test_second_run_registers_the_same(doc, pulumi_private_key):
         return sorted((r.type, r.name, repr(sorted(r.inputs.items())), sorted(r.dependencies))
                       for r in run.registrations if "template" in r.name or r.type == BAKE)
     assert shape(first) == shape(second)
+
+
+def test_an_upgrade_that_changes_the_bake_seed_keeps_baked_templates(doc, pulumi_private_key,
+                                                                     monkeypatch):
+    """A Phoenix upgrade changed the sealing step (this release's first-boot trims): the
+    template's definition is the same, so its VM and bake register the same inputs; only the
+    bake snippet's text differs (bpg re-uploads that file, delete-first). The clones are untouched."""
+    import phoenix.cloudinit.bake as bake
+
+    current = bake.seal_script()
+    older = current.split('say "trimming first boot"')[0] + current.split("systemctl daemon-reload\n")[1]
+    assert older != current and "sealing" in older
+    monkeypatch.setattr(bake, "seal_script", lambda: older)
+    before = run_program(build_config(template_doc(doc)), pulumi_private_key)
+    monkeypatch.setattr(bake, "seal_script", lambda: current)
+    after = run_program(build_config(template_doc(doc)), pulumi_private_key)
+    for name in ("template-9100-vm", "template-9100-bake", "vm-8001-vm", "vm-8003-vm"):
+        assert before.named(name).inputs == after.named(name).inputs, name
+    snippet = "template-9100-bake-user-data"
+    assert before.named(snippet).inputs != after.named(snippet).inputs
+    assert after.named(snippet).delete_before_replace
