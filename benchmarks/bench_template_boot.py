@@ -67,10 +67,14 @@ def readiness_boot(vm: VmConfig, image: BootImage, user_data: str | None, *, tim
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--boots", type=int, default=3)
+    parser.add_argument("--image", default="debian-bookworm",
+                        help="local image to bake and boot (debian-bookworm: cloud-init 22.4, one "
+                             "Python process per stage; debian-trixie: cloud-init 25.1, one "
+                             "process for all stages)")
     args = parser.parse_args()
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     config = load_config(CONFIG)
-    base = resolve_image("debian-bookworm", log=log)
+    base = resolve_image(args.image, log=log)
     with tempfile.TemporaryDirectory(prefix="phoenix-bench-bake-") as tmp:
         output = Path(tmp) / "baked.qcow2"
         wait_for_other_guests()
@@ -94,7 +98,8 @@ def main() -> int:
                 results[name].append((agent_s, done_s, status))
                 log(f"boot {n + 1}/{args.boots} {name}: agent {agent_s:.1f} s, cloud-init "
                     f"{status} {done_s:.1f} s")
-    print(f"bake: {report.seconds:.0f} s ({report.accelerator}); {args.boots} boots each, "
+    print(f"image {args.image}; bake: {report.seconds:.0f} s ({report.accelerator}); "
+          f"{args.boots} boots each, "
           "2 vCPU, 2048 MiB, TCG\n")
     print("| variant | agent ping, median (s) | cloud-init done, median (s) | runs (agent/done) |")
     print("|---|---:|---:|---|")

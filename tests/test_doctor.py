@@ -59,7 +59,11 @@ def stack(tmp_path, monkeypatch, pve, token, sshd, vm_file, **overrides) -> Stan
 def doctor(capsys) -> tuple[int, list[str], str]:
     code = main(["doctor"])
     out = capsys.readouterr()
-    return code, [line for line in out.out.splitlines() if line.startswith("problem: ")], out.out + out.err
+    # problems are failure lines: stderr, `error: ` (docs/cli.md); stdout holds only the result
+    assert not any(line.startswith(("error:", "problem:")) for line in out.out.splitlines()), out.out
+    problems = [line.removeprefix("error: ") for line in out.err.splitlines()
+                if line.startswith("error: ") and not line.startswith("error: doctor: ")]
+    return code, problems, out.out + out.err
 
 
 def test_a_ready_cluster_passes(cluster, sshd, tmp_path, monkeypatch, vm_file, capsys):
@@ -78,13 +82,13 @@ def test_every_problem_is_one_line_with_its_fix(cluster, sshd, tmp_path, monkeyp
     stack(tmp_path, monkeypatch, pve, token, sshd, vm_file)
     code, problems, text = doctor(capsys)
     assert code == 1
-    assert ("problem: storage local: does not allow content 'snippets', needed for cloud-init snippets of "
+    assert ("storage local: does not allow content 'snippets', needed for cloud-init snippets of "
             "VM 8001 (snippet_storage) -> fix: pvesm set local --content backup,iso,snippets,vztmpl") in problems
-    assert ("problem: template 9000 on pve: has no cloud-init drive, so the VM gets no seed -> fix: "
+    assert ("template 9000 on pve: has no cloud-init drive, so the VM gets no seed -> fix: "
             "qm set 9000 --ide2 local-zfs:cloudinit") in problems
-    assert ("problem: template 9000 on pve: has the QEMU guest agent option off (agent: 0) -> fix: "
+    assert ("template 9000 on pve: has the QEMU guest agent option off (agent: 0) -> fix: "
             "qm set 9000 --agent enabled=1") in problems
-    assert any(p.startswith("problem: bridge vmbr0 on pve: is not VLAN aware, so VLAN 20 of VM 8001") for p in problems)
+    assert any(p.startswith("bridge vmbr0 on pve: is not VLAN aware, so VLAN 20 of VM 8001") for p in problems)
     assert len(problems) == 4, problems
     assert token.split("=", 1)[1] not in text
 
@@ -115,7 +119,7 @@ def test_each_missing_privilege_is_named(cluster, sshd, tmp_path, monkeypatch, v
     stack(tmp_path, monkeypatch, pve, token, sshd, vm_file)
     code, problems, _ = doctor(capsys)
     assert code == 1
-    lacks = sorted(p.split(": ", 2)[2].split(" -> ")[0] for p in problems if "lacks" in p)
+    lacks = sorted(p.split(": ", 1)[1].split(" -> ")[0] for p in problems if "lacks" in p)
     assert lacks == ["lacks Sys.Modify on /nodes/pve", "lacks VM.Clone on /vms/9000",
                      "lacks VM.GuestAgent.Unrestricted on /vms/8001"]
     assert any(f"pveum acl modify /vms/9000 --tokens '{TOKEN_ID}'" in p for p in problems)
@@ -128,7 +132,7 @@ def test_a_refused_token_is_one_line_and_ssh_is_still_checked(cluster, sshd, tmp
     stack(tmp_path, monkeypatch, pve, token.replace("0b7c", "dead"), sshd, vm_file)
     code, problems, text = doctor(capsys)
     assert code == 1
-    assert problems == [f"problem: API: PVE refused the API token {TOKEN_ID} (401 authentication failure); "
+    assert problems == [f"API: PVE refused the API token {TOKEN_ID} (401 authentication failure); "
                         "check proxmoxve:apiToken -> fix: fix the endpoint/token, then run the doctor again"]
     assert "dead" not in text
 
@@ -140,12 +144,12 @@ def test_ssh_with_a_wrong_pin_or_no_node_entry(cluster, sshd, tmp_path, monkeypa
         "pve": {"address": "127.0.0.1", "port": sshd.port, "hostKeys": [other]}}})
     code, problems, _ = doctor(capsys)
     assert code == 1 and len(problems) == 1
-    assert problems[0].startswith("problem: node pve (ssh): ")
+    assert problems[0].startswith("node pve (ssh): ")
     assert "host key mismatch" in problems[0] and "re-pin it: python -m phoenix init --node pve" in problems[0]
 
     stack(tmp_path, monkeypatch, pve, token, sshd, vm_file, **{"phoenix-hypervisor:nodes": {}})
     code, problems, _ = doctor(capsys)
-    assert problems == ["problem: node pve (ssh): no phoenix-hypervisor:nodes.pve entry: its address and host "
+    assert problems == ["node pve (ssh): no phoenix-hypervisor:nodes.pve entry: its address and host "
                         "key are unknown, so SSH to it cannot be checked (and bpg would trust any host key) "
                         "-> fix: python -m phoenix init --node pve --node-address ADDRESS"]
 
@@ -176,7 +180,7 @@ def test_pve8_needs_vm_monitor_for_the_agent(cluster, sshd, tmp_path, monkeypatc
     pve.acl = {TOKEN_ID: [("/", set(fake_shapes.PRIVILEGES) - {"VM.Monitor"})]}
     stack(tmp_path, monkeypatch, pve, token, sshd, vm_file)
     code, problems, _ = doctor(capsys)
-    lacks = sorted(p.split(": ", 2)[2].split(" -> ")[0] for p in problems if "lacks" in p)
+    lacks = sorted(p.split(": ", 1)[1].split(" -> ")[0] for p in problems if "lacks" in p)
     assert code == 1 and lacks == ["lacks VM.Monitor on /vms/8001", "lacks VM.Monitor on /vms/8002"]
 
 
@@ -188,5 +192,5 @@ def test_an_unreachable_endpoint_is_one_line(cluster, sshd, tmp_path, monkeypatc
           **{"proxmoxve:endpoint": f"https://127.0.0.1:{free_port()}/"})
     code, problems, _ = doctor(capsys)
     assert code == 1 and len(problems) == 1
-    assert problems[0].startswith("problem: API: cannot reach https://127.0.0.1:")
+    assert problems[0].startswith("API: cannot reach https://127.0.0.1:")
     assert "check proxmoxve:endpoint" in problems[0]

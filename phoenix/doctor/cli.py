@@ -1,5 +1,5 @@
 """`python -m phoenix doctor`: check the cluster with the stack's token and SSH key before the
-first `pulumi up`. One line per problem, each with its fix; exit 0 when nothing was found.
+first `pulumi up`. One `error:` line per problem on stderr, each with its fix; exit 0 when nothing was found.
 
 Credentials come from the stack config (`pulumi config get`, so PULUMI_CONFIG_PASSPHRASE must
 be set for a passphrase-protected stack); PROXMOX_VE_ENDPOINT / PROXMOX_VE_API_TOKEN /
@@ -98,10 +98,12 @@ def run(args: argparse.Namespace) -> int:
         nodes = {}
     findings += check_ssh(config, nodes, values.get(f"{PROJECT}:sshPrivateKey"),
                           values.get(f"{PROJECT}:sshUsername") or "root")
+    # Problems are failure lines: on stderr, each `error: ` (docs/cli.md "Messages"); the pass
+    # line is the result, on stdout.
     for finding in findings:
-        print(f"problem: {finding.line()}")
+        print(f"error: {finding.line()}", file=sys.stderr)
     if findings:
-        print(f"doctor: {len(findings)} problem(s); fix them before `pulumi up`.", file=sys.stderr)
+        print(f"error: doctor: {len(findings)} problem(s); fix them before `pulumi up`.", file=sys.stderr)
         return EXIT_FAILED
     print(f"doctor: {checks + 1} checks passed (token privileges, datastores, templates, bridges, SSH)")
     return EXIT_OK

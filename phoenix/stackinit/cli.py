@@ -220,9 +220,10 @@ def run_check(stack: PulumiStackConfig) -> int:
     if not problems:
         print(f"stack {stack.stack}: the config is complete")
         return EXIT_OK
-    print(f"stack {stack.stack}: {len(problems)} thing(s) to fix before `pulumi up`:", file=sys.stderr)
     for problem in problems:
-        print(f"- {problem}", file=sys.stderr)
+        print(f"error: {problem}", file=sys.stderr)
+    print(f"error: stack {stack.stack}: {len(problems)} thing(s) to fix before `pulumi up`.",
+          file=sys.stderr)
     return EXIT_FAILED
 
 
