@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -101,9 +100,8 @@ def run(args: argparse.Namespace) -> int:
     # Problems are failure lines: on stderr, each `error: ` (docs/cli.md "Messages"); the pass
     # line is the result, on stdout.
     for finding in findings:
-        print(f"error: {finding.line()}", file=sys.stderr)
+        fail(finding.line(), EXIT_FAILED)
     if findings:
-        print(f"error: doctor: {len(findings)} problem(s); fix them before `pulumi up`.", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(f"doctor: {len(findings)} problem(s); fix them before `pulumi up`.", EXIT_FAILED)
     print(f"doctor: {checks + 1} checks passed (token privileges, datastores, templates, bridges, SSH)")
     return EXIT_OK

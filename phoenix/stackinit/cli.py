@@ -221,10 +221,9 @@ def run_check(stack: PulumiStackConfig) -> int:
         print(f"stack {stack.stack}: the config is complete")
         return EXIT_OK
     for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
-    print(f"error: stack {stack.stack}: {len(problems)} thing(s) to fix before `pulumi up`.",
-          file=sys.stderr)
-    return EXIT_FAILED
+        fail(problem, EXIT_FAILED)
+    return fail(f"stack {stack.stack}: {len(problems)} thing(s) to fix before `pulumi up`.",
+                EXIT_FAILED)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -237,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
         problems = confirm_host_keys(args, answers, prompt)
     if problems:
         for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
+            fail(problem, EXIT_FAILED)
         print("nothing was written.", file=sys.stderr)
         return EXIT_FAILED
     try:
