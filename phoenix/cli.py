@@ -33,6 +33,7 @@ PLUGGED_COMMANDS = {
     "phoenix.stackinit.cli": ("init", "write the stack config for a first `pulumi up` (or --check it offline)"),
     "phoenix.doctor.cli": ("doctor", "check the cluster with your token before the first `pulumi up`"),
     "phoenix.localboot.template_cli": ("template", "templates: bake one locally in qemu (template bake NAME)"),
+    "phoenix.up.cli": ("up", "pulumi preview, refuse unasked rebuilds/deletes of VMs, then pulumi up --plan"),
 }
 
 
@@ -109,12 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         p = sub.add_parser(name, help=help_text)
         module.add_arguments(p)
-        p.set_defaults(func=module.run)
+        p.set_defaults(func=module.run, accepts_extra=getattr(module, "ACCEPTS_EXTRA_ARGS", False))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `up` passes options it does not know on to `pulumi up`; every other command refuses them.
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

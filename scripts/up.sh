@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: set up the virtualenv, check the stack and VM config offline, then `pulumi up`.
-#   scripts/up.sh [pulumi up options...]     e.g. scripts/up.sh --yes
+# The main job: set up the virtualenv, check the stack and VM config offline, then
+# `python -m phoenix up`: `pulumi preview`, the rebuild guard, `pulumi up --plan` (docs/lifecycle.md).
+#   scripts/up.sh [--rebuild VMID] [--delete VMID] [pulumi up options...]     e.g. scripts/up.sh --yes
 # Stack: $PHOENIX_STACK (default dev). Backend: the one you are logged in to, else
 # $PULUMI_BACKEND_URL, else the local backend (~/.pulumi). What is missing is named with the
 # command that sets it, before Pulumi is asked to deploy anything.
@@ -14,11 +15,12 @@ if ! command -v pulumi >/dev/null 2>&1; then
   say "the Pulumi CLI is not installed: https://www.pulumi.com/docs/install/ (then run this again)"
   exit 1
 fi
-# replaceWith (readiness and features follow a rebuilt VM) needs CLI 3.207.0 or later.
+# The oldest supported CLI: the one number in phoenix/pulumi_version.py (why it is that one: there).
+min=$(sed -n 's/^MIN_PULUMI_CLI = "\(.*\)"$/\1/p' phoenix/pulumi_version.py)
 cli=$(pulumi version 2>/dev/null | sed 's/^v//')
 if ! [[ "$cli" =~ ^[0-9]+\.[0-9]+\.[0-9]+ ]] \
-    || [ "$(printf '%s\n3.207.0\n' "$cli" | sort -V | head -n1)" != "3.207.0" ]; then
-  say "Pulumi CLI ${cli:-(unknown version)} is too old: 3.207.0 or later is needed (replaceWith);"
+    || [ "$(printf '%s\n%s\n' "$cli" "$min" | sort -V | head -n1)" != "$min" ]; then
+  say "Pulumi CLI ${cli:-(unknown version)} is too old: $min or later is needed (replaceWith);"
   say "see README, Prerequisites: https://www.pulumi.com/docs/install/"
   exit 1
 fi
@@ -79,4 +81,7 @@ if ! .venv/bin/python -m phoenix init --check --stack "$STACK"; then
   say "Then \`.venv/bin/python -m phoenix doctor\` checks the cluster with your token."
   exit 1
 fi
-exec pulumi up --stack "$STACK" "$@"
+# The preview is checked before anything is applied: a VM (or a VM's data) that would be rebuilt
+# or deleted must be named (--rebuild VMID / --delete VMID); `pulumi up --plan` then applies
+# exactly what was checked.
+exec .venv/bin/python -m phoenix up --stack "$STACK" "$@"

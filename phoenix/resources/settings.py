@@ -15,10 +15,17 @@ Keys:
   saturate the storage and push other allocations past PVE's 10 s storage lock. It is a
   property of the storage hardware, so it lives in the stack config, not in the VM file.
   Linked clones are not bounded (docs/fleet.md).
+
+Environment (not stack config, because it is about one `up`, not the stack):
+- PHOENIX_REBUILD: comma-separated vmids the user asked to rebuild in this `up`
+  (`python -m phoenix up --rebuild VMID` sets it and adds `--replace` for those VMs). Those VMs
+  are registered with their *current* source (clone / image), so a rebuild really uses the
+  template or image the config names now (phoenix.resources.vm.vm_ignore_changes).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +55,7 @@ class StackSettings:
     ssh_username: str
     nodes: dict[str, NodeSsh] = field(default_factory=dict)
     full_clones_per_storage: int = 2
+    rebuild: frozenset[int] = frozenset()  # vmids named in PHOENIX_REBUILD
 
 
 class SettingsError(Exception):
@@ -100,6 +108,20 @@ def _full_clones_per_storage(raw: str | None) -> int:
     return value
 
 
+REBUILD_ENV = "PHOENIX_REBUILD"
+
+
+def rebuild_vmids(raw: str | None = None) -> frozenset[int]:
+    """The vmids in PHOENIX_REBUILD ("8001,8002"; empty or unset: none). A word that is not a
+    vmid is an error: a typo must not silently rebuild nothing."""
+    raw = os.environ.get(REBUILD_ENV, "") if raw is None else raw
+    words = [w.strip() for w in raw.split(",") if w.strip()]
+    bad = [w for w in words if not w.isdigit()]
+    if bad:
+        raise SettingsError(f"{REBUILD_ENV} must be comma-separated vmids (e.g. 8001,8002), not {raw!r}")
+    return frozenset(int(w) for w in words)
+
+
 def read_settings() -> StackSettings:
     """Read the stack config. Missing required keys raise SettingsError naming every one."""
     pve = pulumi.Config("proxmoxve")
@@ -131,6 +153,7 @@ def read_settings() -> StackSettings:
         ssh_username=own.get("sshUsername") or "root",
         nodes=_nodes(own.get_object("nodes")),
         full_clones_per_storage=_full_clones_per_storage(own.get("fullClonesPerStorage")),
+        rebuild=rebuild_vmids(),
     )
 
 

@@ -52,24 +52,39 @@ def description(vm: VmConfig, seed_digest: str | None) -> str:
     return text
 
 
-def vm_ignore_changes(vm: VmConfig) -> list[str] | None:
-    """Inputs that only matter when the VM is first made; bpg forces a new VM when they change
-    (`disk.file_id`: proxmoxtf/resource/vm/disk/schema.go, `ForceNew: true`; every `clone.*`
-    field: proxmoxtf/resource/vm/vm.go, the clone block's schema). A new image version, another
-    template or a new storage for the clone must not rebuild VMs that exist: they apply when the
-    VM is rebuilt. (On a replacement the engine keeps the ignored values from the state, so a
-    `pulumi up --replace` rebuilds from what the VM was made from: images keep their old file,
-    see images.py.)"""
-    ignored = []
-    if vm.image:
-        ignored.append("disks[0].fileId")
-    if vm.clone_from is not None:
-        ignored.append("clone")
-    return ignored or None
+# The inputs that name what a VM is made from. bpg forces a new VM when either changes
+# (`disk.file_id`: proxmoxtf/resource/vm/disk/schema.go:136-140, `ForceNew: true`; every `clone.*`
+# field: proxmoxtf/resource/vm/vm.go:605-633).
+SOURCE_PATHS = ["clone", "disks[0].fileId"]
+
+
+def vm_ignore_changes(vm: VmConfig, *, rebuilding: bool = False) -> list[str] | None:
+    """Ignore the VM's source (both paths, whatever the VM's source is now), so that a new image
+    version, another template or an image<->clone switch never rebuilds a VM that exists: there
+    is nothing to apply until the VM is rebuilt on purpose.
+
+    Both paths, always: the engine resets each ignored path to the *old* inputs, and removes it
+    from the new inputs when the old inputs lack it (pulumi pkg/resource/deploy/step_generator.go
+    `processIgnoreChanges`, :2731 at v3.207.0, :2964 at v3.254.0, :3028 at v3.259.0 ->
+    sdk/go/common/resource/properties_path.go `PropertyPath.reset`, the leaf case ~:509 at
+    v3.254.0: "if old doesn't have this key ... delete this from new"). Ignoring only today's
+    source kind would, after an image->clone switch, drop `clone` and keep no `fileId`: a VM
+    with neither, a blank disk. Ignoring both keeps the old source exactly.
+
+    Not ignored (the current source is used) when the VM is being rebuilt on purpose
+    (`PHOENIX_REBUILD`, set by `python -m phoenix up --rebuild VMID`), or when it opted in to
+    rebuilds (`recreate_on_cloud_init_change` / edits "rebuild"): a rebuild then always starts
+    from the template or image the config names now, which this program manages or the config
+    checks, never from one recorded long ago that may be gone (issue 18, cases 1 and 4). For an
+    opted-in VM a changed source therefore shows as a replacement because of `clone`/`disks`,
+    which `python -m phoenix up` refuses unless the VM is named (phoenix.up.guard)."""
+    if rebuilding or vm.recreate_on_cloud_init_change:
+        return None
+    return list(SOURCE_PATHS)
 
 
 def vm_options(vm: VmConfig, parent: pulumi.Resource, provider: pulumi.ProviderResource,
-               depends_on: Sequence[pulumi.Resource]) -> pulumi.ResourceOptions:
+               depends_on: Sequence[pulumi.Resource], *, rebuilding: bool = False) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(
         parent=parent,
         provider=provider,
@@ -81,7 +96,7 @@ def vm_options(vm: VmConfig, parent: pulumi.Resource, provider: pulumi.ProviderR
         # and takes "already exists" on a retry as success: proxmox/nodes/vms/vms.go,
         # proxmox/retry/retry.go) and then delete it. Every VM replacement is delete-first.
         delete_before_replace=True,
-        ignore_changes=vm_ignore_changes(vm),
+        ignore_changes=vm_ignore_changes(vm, rebuilding=rebuilding),
     )
 
 
@@ -119,6 +134,7 @@ class VmInputs:
     clone_after: pulumi.Resource | None = None  # a full clone's lane predecessor (clone_lanes)
     template_resource: pulumi.Resource | None = None  # the bake of a template of the file
     ssh_private_key: pulumi.Input[str] | None = None  # secret: how features reach the VM
+    rebuilding: bool = False  # named in PHOENIX_REBUILD: registered with its current source
 
 
 class PhoenixVm(pulumi.ComponentResource):
@@ -216,7 +232,7 @@ class PhoenixVm(pulumi.ComponentResource):
             on_boot=vm.on_boot,
             # An absent or hung agent must not turn `pulumi destroy` into a shutdown timeout.
             stop_on_destroy=True,
-            opts=vm_options(vm, self, inputs.provider, depends_on),
+            opts=vm_options(vm, self, inputs.provider, depends_on, rebuilding=inputs.rebuilding),
         )
 
         # Waiting is its own resource: bounded by guest_agent.timeout_s, names the stage that

@@ -1,0 +1,195 @@
+"""The rebuild guard: read the engine's own preview and refuse a plan that would replace or
+delete a VM, or anything holding a VM's data, that the user did not name.
+
+It rests on the real engine, not on a model of it: the input is `pulumi preview --json`, a
+`PreviewDigest` (pulumi pkg/display/json.go:31-77 at v3.254.0: `steps[]` of `PreviewStep` with
+`op`, `urn`, `oldState`, `newState`, `diffReasons`, `replaceReasons`, `detailedDiff`), filled
+per step by pkg/backend/display/json.go `getPreviewMetadataStep` (`replaceReasons` are the
+engine's `Keys`, `oldState`/`newState` are `apitype.ResourceV3` with `inputs`). Step ops are
+the engine's (pkg/resource/deploy/step.go `OpSame` ... `OpImportReplacement`).
+
+What counts (issue 18; contract C1 of the parallel tasks):
+- every `VmLegacy` (`vm-<vmid>-vm`, templates `template-<vmid>-vm` too) and every resource whose
+  name starts `vm-<vmid>-data` (what holds a VM's data);
+- replaced in any form (`replace`, `create-replacement`, `delete-replaced`,
+  `import-replacement`) unless named with `--rebuild VMID`, or the VM opted in to rebuilds and
+  its only replace reason is `description` (the rebuild digest);
+- deleted (`delete`) unless named with `--delete VMID`;
+- a VM that would be created or re-created with neither a `clone` nor a disk `fileId` is refused
+  even when named: it would boot a blank disk.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+VM_TYPE = "proxmoxve:index/vmLegacy:VmLegacy"
+REPLACE_OPS = frozenset({"replace", "create-replacement", "delete-replaced", "import-replacement"})
+DELETE_OPS = frozenset({"delete"})
+_VMID_NAME = re.compile(r"^(?:vm|template)-(\d+)-")
+_DATA_NAME = re.compile(r"^vm-(\d+)-data")
+# What the engine shows for a value it does not know yet in a preview (sdk/go/common/resource
+# plugin.UnknownStringValue): a source that is being made in the same `up` (a new image file).
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+class PreviewUnreadable(Exception):
+    """The preview's JSON is not a PreviewDigest."""
+
+
+@dataclass
+class ResourcePlan:
+    """Every step of one URN, merged (a delete-first replacement is three steps)."""
+
+    urn: str
+    ops: set[str] = field(default_factory=set)
+    replace_reasons: list[str] = field(default_factory=list)
+    old_inputs: dict[str, Any] | None = None
+    new_inputs: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.urn.rsplit("::", 1)[-1]
+
+    @property
+    def type(self) -> str:
+        return self.urn.rsplit("::", 2)[-2].rsplit("$", 1)[-1] if self.urn.count("::") >= 2 else ""
+
+    @property
+    def vmid(self) -> int | None:
+        match = _VMID_NAME.match(self.name)
+        if match:
+            return int(match.group(1))
+        for inputs in (self.old_inputs, self.new_inputs):
+            if inputs and isinstance(inputs.get("vmId"), int):
+                return int(inputs["vmId"])
+        return None
+
+    @property
+    def holds_vm(self) -> bool:
+        return self.type == VM_TYPE or bool(_DATA_NAME.match(self.name))
+
+    @property
+    def replaced(self) -> bool:
+        return bool(self.ops & REPLACE_OPS)
+
+    @property
+    def deleted(self) -> bool:
+        return bool(self.ops & DELETE_OPS) and not self.replaced
+
+
+@dataclass(frozen=True)
+class Refusal:
+    vmid: int | None
+    name: str
+    what: str  # "replace (delete-first)", "delete", "a rebuild without a source"
+    reasons: tuple[str, ...]
+    fix: str
+
+    def line(self) -> str:
+        vm = f"VM {self.vmid}" if self.vmid is not None else "a resource"
+        because = f", because of: {', '.join(self.reasons)}" if self.reasons else ""
+        return f"{vm} ({self.name}): {self.what}{because}; {self.fix}"
+
+
+def merge_steps(digest: Mapping[str, Any]) -> dict[str, ResourcePlan]:
+    """The digest's steps by URN."""
+    steps = digest.get("steps") if isinstance(digest, Mapping) else None
+    if steps is None:
+        steps = []
+    if not isinstance(steps, list):
+        raise PreviewUnreadable("`steps` is not a list")
+    plans: dict[str, ResourcePlan] = {}
+    for step in steps:
+        if not isinstance(step, Mapping) or not isinstance(step.get("urn"), str) \
+                or not isinstance(step.get("op"), str):
+            raise PreviewUnreadable(f"a step without `op`/`urn`: {str(step)[:120]}")
+        plan = plans.setdefault(step["urn"], ResourcePlan(step["urn"]))
+        plan.ops.add(step["op"])
+        for reason in step.get("replaceReasons") or []:
+            if reason not in plan.replace_reasons:
+                plan.replace_reasons.append(str(reason))
+        for key, attr in (("oldState", "old_inputs"), ("newState", "new_inputs")):
+            state = step.get(key)
+            if isinstance(state, Mapping) and isinstance(state.get("inputs"), Mapping):
+                setattr(plan, attr, dict(state["inputs"]))
+    return plans
+
+
+def has_source(inputs: Mapping[str, Any] | None) -> bool:
+    """A clone block with a vmId, or a disk made from a file (a known id, or one being made)."""
+    if not inputs:
+        return True  # nothing known to judge by: not this check's business
+    clone = inputs.get("clone")
+    if isinstance(clone, Mapping) and clone.get("vmId") not in (None, ""):
+        return True
+    disks = inputs.get("disks")
+    return isinstance(disks, list) and any(
+        isinstance(d, Mapping) and d.get("fileId") not in (None, "") for d in disks)
+
+
+def check(digest: Mapping[str, Any], *, rebuild: Iterable[int] = (), delete: Iterable[int] = (),
+          opted_in: Iterable[int] = ()) -> list[Refusal]:
+    """Every step of the preview the user did not ask for, one Refusal each (empty: apply)."""
+    rebuild, delete, opted_in = set(rebuild), set(delete), set(opted_in)
+    refusals = []
+    for plan in merge_steps(digest).values():
+        if not plan.holds_vm:
+            continue
+        vmid = plan.vmid
+        creates = plan.replaced or "create" in plan.ops
+        if plan.type == VM_TYPE and creates and not has_source(plan.new_inputs):
+            refusals.append(Refusal(vmid, plan.name, "would be made with neither a clone nor an image "
+                                    "(a blank disk)", tuple(plan.replace_reasons),
+                                    "give it `clone_from` or `image` in the config; nothing was deleted"))
+            continue
+        if plan.replaced:
+            only_digest = plan.replace_reasons == ["description"]
+            if vmid in rebuild or (vmid in opted_in and only_digest):
+                continue
+            refusals.append(Refusal(vmid, plan.name, "would be replaced (deleted, then made again)",
+                                    tuple(plan.replace_reasons),
+                                    f"to rebuild it: python -m phoenix up --rebuild {vmid}"
+                                    if vmid is not None else "undo the edit that replaces it"))
+        elif plan.deleted and vmid not in delete:
+            refusals.append(Refusal(vmid, plan.name, "would be deleted", (),
+                                    f"to delete it: python -m phoenix up --delete {vmid}"
+                                    if vmid is not None else "put it back in the config"))
+    return refusals
+
+
+def named_but_untouched(digest: Mapping[str, Any], rebuild: Iterable[int]) -> list[int]:
+    """vmids named with --rebuild whose VM the preview does not replace."""
+    replaced = {p.vmid for p in merge_steps(digest).values() if p.type == VM_TYPE and p.replaced}
+    return sorted(set(rebuild) - replaced)
+
+
+def recorded_source(inputs: Mapping[str, Any] | None) -> str | None:
+    """"clone 9000" / "image debian-12-1a2b3c4d.img" from a VM's inputs in the state."""
+    if not inputs:
+        return None
+    clone = inputs.get("clone")
+    if isinstance(clone, Mapping) and clone.get("vmId") is not None:
+        return f"clone {clone['vmId']}"
+    for disk in inputs.get("disks") or []:
+        if isinstance(disk, Mapping) and isinstance(disk.get("fileId"), str) and disk["fileId"]:
+            return f"image {disk['fileId'].rsplit('/', 1)[-1]}"
+    return None
+
+
+def source_changes(digest: Mapping[str, Any], wanted: Mapping[int, str]) -> list[str]:
+    """VMs that stay as they are although the config names another source (a new template or
+    image version, an image<->clone switch): the source is ignored until the VM is rebuilt."""
+    notes = []
+    for plan in merge_steps(digest).values():
+        if plan.type != VM_TYPE or plan.replaced or plan.vmid not in wanted:
+            continue
+        was = recorded_source(plan.old_inputs)
+        if was is not None and was != wanted[plan.vmid]:
+            notes.append(f"VM {plan.vmid} ({plan.name}) was made from {was}, the config now names "
+                         f"{wanted[plan.vmid]}: nothing to apply until it is rebuilt "
+                         f"(python -m phoenix up --rebuild {plan.vmid})")
+    return notes
