@@ -1,0 +1,235 @@
+"""The rebuild guard (phoenix/up/guard.py) and `python -m phoenix up`, end to end through
+scripts/up.sh with the STAND-IN Pulumi CLI, whose `preview --json` prints a PreviewDigest shaped
+as pulumi's pkg/display/json.go:31-77 (v3.254.0) defines it (`steps[].op`, `urn`, `oldState`,
+`newState`, `replaceReasons`, `detailedDiff`), filled per step as pkg/backend/display/json.go
+`getPreviewMetadataStep` does. The steps are what the engine would plan; the stand-in adds the
+three steps of a delete-first replacement for each `--replace URN`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pulumi_standin import StandinPulumi
+from test_up_script import complete_config, host_key_line, project, up  # noqa: F401 (fixture)
+
+from phoenix.up import guard
+
+ROOT = Path(__file__).resolve().parents[1]
+PARENT = "phoenix:index:Vm"
+VM_T = "proxmoxve:index/vmLegacy:VmLegacy"
+
+
+def urn(name: str, typ: str = VM_T, parent: str = PARENT) -> str:
+    return f"urn:pulumi:dev::phoenix-hypervisor::{parent}${typ}::{name}"
+
+
+def vm_state(vmid: int, *, clone: int | None = None, file_id: str | None = None, **extra) -> dict:
+    inputs = {"vmId": vmid, "nodeName": "pve", "description": "Managed by Phoenix", **extra,
+              "disks": [{"interface": "scsi0", "size": 32, **({"fileId": file_id} if file_id else {})}]}
+    if clone is not None:
+        inputs["clone"] = {"vmId": clone, "full": True, "nodeName": "pve", "retries": 3}
+    return {"urn": urn(f"vm-{vmid}-vm"), "type": VM_T, "custom": True, "id": str(vmid), "inputs": inputs}
+
+
+def step(op: str, name: str, old: dict | None, new: dict | None = None, reasons=(), typ: str = VM_T) -> dict:
+    return {"op": op, "urn": urn(name, typ), "provider": "", "oldState": old, "newState": new or old,
+            "replaceReasons": list(reasons) or None, "detailedDiff": {r: {"kind": "update-replace",
+                                                                          "inputDiff": True} for r in reasons}}
+
+
+def replace_steps(name: str, old: dict, new: dict, reasons) -> list[dict]:
+    """A delete-first replacement as the engine emits it (step.go OpReplace, OpDeleteReplaced,
+    OpCreateReplacement)."""
+    return [step(op, name, old, new, reasons) for op in ("replace", "delete-replaced", "create-replacement")]
+
+
+# ---- the guard on its own
+
+
+def test_a_vm_replaced_because_of_its_source_is_refused_with_the_engines_reasons():
+    old, new = vm_state(8001, clone=9000), vm_state(8001, clone=9100)
+    refusals = guard.check({"steps": replace_steps("vm-8001-vm", old, new, ["clone"])})
+    assert [r.line() for r in refusals] == [
+        "VM 8001 (vm-8001-vm): would be replaced (deleted, then made again), because of: clone; "
+        "to rebuild it: python -m phoenix up --rebuild 8001"]
+    assert guard.check({"steps": replace_steps("vm-8001-vm", old, new, ["clone"])}, rebuild=[8001]) == []
+
+
+def test_opt_in_counts_as_named_only_when_the_digest_is_the_only_reason():
+    old, new = vm_state(8001, clone=9000), vm_state(8001, clone=9000)
+    digest_only = {"steps": replace_steps("vm-8001-vm", old, new, ["description"])}
+    assert guard.check(digest_only, opted_in=[8001]) == []
+    assert len(guard.check(digest_only)) == 1  # not opted in: refused
+    with_source = {"steps": replace_steps("vm-8001-vm", old, new, ["description", "clone"])}
+    (refusal,) = guard.check(with_source, opted_in=[8001])
+    assert refusal.reasons == ("description", "clone")
+
+
+def test_deletes_of_vms_templates_and_data_need_delete():
+    steps = [step("delete", "vm-8003-vm", vm_state(8003, clone=9000)),
+             step("delete", "template-9000-vm", vm_state(9000, file_id="local:iso/a.img")),
+             step("delete", "vm-8004-data", {"inputs": {"vmId": 8004}}, typ=VM_T),
+             step("delete", "vm-8005-data-disk1", {"inputs": {}}, typ="proxmoxve:index/other:Thing"),
+             step("delete", "vm-8003-user-data", {"inputs": {}}, typ="proxmoxve:index/fileLegacy:FileLegacy")]
+    refused = {(r.vmid, r.name) for r in guard.check({"steps": steps})}
+    assert refused == {(8003, "vm-8003-vm"), (9000, "template-9000-vm"), (8004, "vm-8004-data"),
+                       (8005, "vm-8005-data-disk1")}  # a snippet is not the VM's data
+    assert guard.check({"steps": steps}, delete=[8003, 9000, 8004, 8005]) == []
+    # a rebuild is not a delete: --rebuild does not allow removing a VM
+    assert len(guard.check({"steps": steps[:1]}, rebuild=[8003])) == 1
+
+
+def test_a_replacement_that_would_boot_a_blank_disk_is_refused_even_when_named():
+    """Issue 18 case 1: an ignored source path the old inputs lack is removed from the new ones
+    (PropertyPath.Reset): a VM with neither clone nor fileId. Never start that rebuild."""
+    old, blank = vm_state(8001, file_id="local:iso/u.img"), vm_state(8001)
+    (refusal,) = guard.check({"steps": replace_steps("vm-8001-vm", old, blank, ["disks"])}, rebuild=[8001])
+    assert "neither a clone nor an image" in refusal.line()
+    # a source being made in the same up (a new image file: unknown in the preview) is a source
+    unknown = vm_state(8001, file_id=guard.UNKNOWN)
+    assert guard.check({"steps": replace_steps("vm-8001-vm", old, unknown, ["disks"])}, rebuild=[8001]) == []
+
+
+def test_other_resources_and_updates_pass():
+    steps = [step("update", "vm-8001-vm", vm_state(8001, clone=9000)),
+             *[step(op, "vm-8001-user-data", {"inputs": {}}, reasons=["sourceRaw"],
+                    typ="proxmoxve:index/fileLegacy:FileLegacy")
+               for op in ("replace", "delete-replaced", "create-replacement")],
+             step("same", "vm-8002-vm", vm_state(8002, file_id="local:iso/u.img")),
+             step("create", "vm-8009-vm", None, vm_state(8009, clone=9000))]
+    assert guard.check({"steps": steps}) == []
+
+
+@pytest.mark.parametrize("digest", [{"steps": {}}, {"steps": [{"op": "same"}]}, {"steps": ["x"]}])
+def test_a_digest_it_does_not_understand_is_an_error_not_a_pass(digest):
+    with pytest.raises(guard.PreviewUnreadable):
+        guard.check(digest)
+
+
+def test_a_source_switch_that_is_ignored_is_named_with_the_command():
+    steps = [step("same", "vm-8001-vm", vm_state(8001, file_id="local:iso/u-1a2b3c4d.img")),
+             step("same", "vm-8002-vm", vm_state(8002, clone=9000))]
+    notes = guard.source_changes({"steps": steps}, {8001: "clone 9000", 8002: "clone 9000"})
+    assert notes == ["VM 8001 (vm-8001-vm) was made from image u-1a2b3c4d.img, the config now names "
+                     "clone 9000: nothing to apply until it is rebuilt (python -m phoenix up --rebuild 8001)"]
+
+
+# ---- end to end: scripts/up.sh -> python -m phoenix up -> the stand-in CLI
+
+
+@pytest.fixture
+def pulumi(tmp_path, pulumi_private_key) -> StandinPulumi:
+    standin = StandinPulumi.create(tmp_path, config=complete_config(pulumi_private_key, host_key_line()))
+    state = standin.state
+    state["deployment"] = {"version": 3, "deployment": {"resources": [
+        vm_state(8001, clone=9000), vm_state(8002, file_id="local:iso/x.img")]}}
+    standin.state_file.write_text(json.dumps(state))
+    return standin
+
+
+def set_steps(pulumi: StandinPulumi, steps: list[dict], **more) -> None:
+    state = pulumi.state
+    state["preview_steps"] = steps
+    state.update(more)
+    pulumi.state_file.write_text(json.dumps(state))
+
+
+def ups(pulumi: StandinPulumi) -> list[list[str]]:
+    return [c for c in pulumi.calls if c[:1] == ["up"]]
+
+
+def test_up_sh_refuses_an_unnamed_rebuild_and_applies_nothing(project, pulumi):  # noqa: F811
+    old = vm_state(8001, clone=9000)
+    set_steps(pulumi, replace_steps("vm-8001-vm", old, vm_state(8001, clone=9000, nodeName="pve"),
+                                    ["initialization"]))
+    done = up(project, pulumi, PULUMI_CONFIG_PASSPHRASE="pw")
+    assert done.returncode == 1, done.stderr
+    assert ("error: VM 8001 (vm-8001-vm): would be replaced (deleted, then made again), because of: "
+            "initialization; to rebuild it: python -m phoenix up --rebuild 8001") in done.stderr
+    assert "nothing was applied" in done.stderr
+    assert ups(pulumi) == []
+    preview = next(c for c in pulumi.calls if c[:1] == ["preview"])
+    assert preview[:4] == ["preview", "--json", "--stack", "dev"] and "--save-plan" in preview
+
+
+def test_up_sh_rebuild_replaces_the_named_vm_with_its_current_source(project, pulumi):  # noqa: F811
+    set_steps(pulumi, [step("same", "vm-8001-vm", vm_state(8001, clone=9000))])
+    done = subprocess.run(["bash", str(project / "scripts" / "up.sh"), "--rebuild", "8001", "--yes"],
+                          cwd="/", env=pulumi.env({"PATH": "/usr/bin:/bin", "HOME": str(project),
+                                                   "PULUMI_CONFIG_PASSPHRASE": "pw"}),
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    vm_urn = urn("vm-8001-vm")
+    (preview,) = [c for c in pulumi.calls if c[:1] == ["preview"]]
+    (applied,) = ups(pulumi)
+    plan = preview[preview.index("--save-plan") + 1]
+    assert preview[preview.index("--replace") + 1] == vm_urn
+    assert applied == ["up", "--stack", "dev", "--plan", plan, "--replace", vm_urn, "--yes"]
+    # the program of both runs was told which VM is rebuilt (contract C3)
+    env = dict(zip(map(tuple, pulumi.calls), pulumi.state["rebuild_env"], strict=True))
+    assert env[tuple(preview)] == "8001" and env[tuple(applied)] == "8001"
+
+
+def run_phoenix_up(project: Path, pulumi: StandinPulumi, *args: str) -> subprocess.CompletedProcess:  # noqa: F811
+    env = pulumi.env({"PATH": "/usr/bin:/bin", "HOME": str(project), "PULUMI_CONFIG_PASSPHRASE": "pw"})
+    return subprocess.run([sys.executable, "-m", "phoenix", "up", *args], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_delete_of_a_removed_vm_needs_delete(project, pulumi):  # noqa: F811
+    set_steps(pulumi, [step("delete", "vm-8003-vm", vm_state(8003, clone=9000))])
+    refused = run_phoenix_up(project, pulumi)
+    assert refused.returncode == 1 and ups(pulumi) == []
+    assert "VM 8003 (vm-8003-vm): would be deleted; to delete it: python -m phoenix up --delete 8003" \
+        in refused.stderr
+    done = run_phoenix_up(project, pulumi, "--delete", "8003", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert len(ups(pulumi)) == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--rebuild", "8009"], "--rebuild 8009: no VM with vmid 8009 in phoenix_vm_configs.json"),
+    (["--delete", "8001"], "--delete 8001: VM 8001 is still in phoenix_vm_configs.json: remove its entry first"),
+    (["--rebuild", "abc"], "argument --rebuild: a VMID is a whole number, not 'abc'"),
+])
+def test_naming_a_vm_that_cannot_be_meant_could_not_start(project, pulumi, args, message):  # noqa: F811
+    done = run_phoenix_up(project, pulumi, *args)
+    assert done.returncode == 2 and message in done.stderr
+    assert not [c for c in pulumi.calls if c[:1] in (["preview"], ["up"])]
+
+
+def test_rebuild_of_a_vm_not_yet_made_could_not_start(project, pulumi):  # noqa: F811
+    state = pulumi.state
+    state["deployment"]["deployment"]["resources"] = []
+    pulumi.state_file.write_text(json.dumps(state))
+    done = run_phoenix_up(project, pulumi, "--rebuild", "8001")
+    assert done.returncode == 2 and "VM 8001 is not in the stack's state yet" in done.stderr
+
+
+def test_a_failed_preview_applies_nothing(project, pulumi):  # noqa: F811
+    set_steps(pulumi, [], preview_rc=255)
+    done = run_phoenix_up(project, pulumi, "--yes")
+    assert done.returncode == 1 and ups(pulumi) == []
+    assert "error: STAND-IN preview failure" in done.stderr
+    assert "`pulumi preview` failed; nothing was applied" in done.stderr
+
+
+def test_phoenix_up_refuses_a_cli_older_than_the_minimum(project, pulumi):  # noqa: F811
+    state = pulumi.state
+    state["version"] = "v3.207.0"
+    pulumi.state_file.write_text(json.dumps(state))
+    done = run_phoenix_up(project, pulumi)
+    assert done.returncode == 2 and "Pulumi CLI v3.207.0 is too old: 3.254.0 or later" in done.stderr
+    assert not [c for c in pulumi.calls if c[:1] in (["preview"], ["up"])]
+
+
+def test_a_source_change_is_a_warning_and_nothing_is_rebuilt(project, pulumi):  # noqa: F811
+    set_steps(pulumi, [step("same", "vm-8001-vm", vm_state(8001, file_id="local:iso/x.img"))])
+    done = run_phoenix_up(project, pulumi, "--yes")
+    assert done.returncode == 0, done.stderr
+    assert ("warning: VM 8001 (vm-8001-vm) was made from image x.img, the config now names clone 9000: "
+            "nothing to apply until it is rebuilt (python -m phoenix up --rebuild 8001)") in done.stderr
