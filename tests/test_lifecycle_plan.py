@@ -1,14 +1,23 @@
 """Two runs of the program under Pulumi's mock engine (config v1, then v2): what would `up` do?
 
-No engine is re-implemented. Each registration carries what the engine decides with: the inputs,
-`ignoreChanges`, `replaceOnChanges`, `deleteBeforeReplace`, `replaceWith`, `deletedWith`. What
-the *provider* would answer is taken from two places:
-- for bpg's resources, the small table below of the inputs that force a new resource, each read
-  in bpg/terraform-provider-proxmox (commit d6bd1ffe, July 2026; file and line beside it);
+Each registration carries what the engine decides with: the inputs, `ignoreChanges`,
+`replaceOnChanges`, `deleteBeforeReplace`, `replaceWith`, `deletedWith`. The engine's rules are
+applied as its source does (tests/engine_model.py, each rule citing its line: ignoreChanges
+`Reset`, replaceOnChanges, the replaceWith cascade, deletedWith by CLI version, delete order).
+What the *provider* would answer is taken from two places:
+- for bpg's resources, the table below of the inputs that force a new resource, checked at
+  bpg/terraform-provider-proxmox v0.111.1 (b22fe919, 2026-07-03; file and line beside each).
+  Which bpg pulumi-proxmoxve 8.6.0 wraps: its provider/go.mod. The stored snapshot of
+  muhlba91/pulumi-proxmoxve ends at tag v8.3.0 (2026-07-05), whose provider/go.mod:8 requires
+  `github.com/bpg/terraform-provider-proxmox v0.111.1`, as does its newest commit (2026-07-24);
+  the 8.6.0 tag is not in the snapshot and the SDK wheel does not name the bpg version, so
+  8.6.0 wraps v0.111.1 *or later*: a line here may have moved in a later bpg;
 - for our dynamic resources, their own `diff` (called directly: the mock engine never runs it).
 `plan()` answers per URN: create / delete / replace / update / same. The assertions are the
-lifecycle promises: no VM is replaced unless its config opted in; every VM replacement is
-delete-first; no two resources claim one PVE object (vmid, file name).
+lifecycle promises (assert_invariants): no VM is replaced unless its config opted in or it was
+named; every VM replacement is delete-first; every VM that would be (re)created has a source;
+no VM refers to a snippet or image file the new program no longer manages; no two resources
+claim one PVE object (vmid, file name).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from engine_model import Decision, cascade_replace_with, decide_custom, provider_deletes, values_at
 from pulumi_harness import ProgramRun, Registration, run_program
 
 from phoenix.config import build_config
@@ -40,8 +50,11 @@ FORCE_NEW: dict[str, dict[str, str]] = {
         "clone": "proxmoxtf/resource/vm/vm.go:605-633 (retries, datastore_id, node_name, vm_id, full)",
         "disks[].fileId": "proxmoxtf/resource/vm/disk/schema.go:136-140",
         "initialization.userDataFileId": "proxmoxtf/resource/vm/vm.go:999",
+        "initialization.vendorDataFileId": "proxmoxtf/resource/vm/vm.go:1007",
         "initialization.networkDataFileId": "proxmoxtf/resource/vm/vm.go:1015",
         "initialization.metaDataFileId": "proxmoxtf/resource/vm/vm.go:1023",
+        "initialization.type": "proxmoxtf/resource/vm/vm.go:1031",
+        "amdSev": "proxmoxtf/resource/vm/vm.go:458",
     },
     SNIPPET: {  # every input of the file resource is ForceNew; its Update is a no-op
         "sourceRaw": "proxmoxtf/resource/file.go:190-216; fileUpdate file.go:1023",
@@ -60,33 +73,16 @@ FORCE_NEW: dict[str, dict[str, str]] = {
 DYNAMIC = {READY: GuestAgentReadyProvider, FEATURE: FeatureProvider}
 
 
-def _get(inputs: dict[str, Any], path: str) -> list[Any]:
-    """Values at a table path ("a.b", "a[].b") in the inputs."""
-    values: list[Any] = [inputs]
-    for part in path.split("."):
-        many = part.endswith("[]")
-        key = part[:-2] if many else part
-        nxt: list[Any] = []
-        for v in values:
-            if isinstance(v, dict) and key in v:
-                nxt.extend(v[key] if many and isinstance(v[key], list) else [v[key]])
-        values = nxt
-    return values
+SUPPORTED_CLI = (3, 254, 0)  # phoenix/pulumi_version.py MIN_PULUMI_CLI
 
 
-def _ignored(path: str, ignore_changes: list[str]) -> bool:
-    """ignore_changes as the program registers them: "clone", "disks[0].fileId"."""
-    flat = path.replace("[]", "[0]")
-    return any(flat == i or flat.startswith(i + ".") or flat.startswith(i + "[") for i in ignore_changes)
+def _no_force(path: str, inputs: dict[str, Any]) -> bool:
+    # node_name forces a new VM unless migrate = true (vm.go:1781-1789)
+    return path == "nodeName" and inputs.get("migrate") is True
 
 
-def _changed_top_keys(old: Registration, new: Registration) -> set[str]:
-    keys = set(old.inputs) | set(new.inputs)
-    return {k for k in keys if k != "__provider" and old.inputs.get(k) != new.inputs.get(k)}
-
-
-def decide(old: Registration, new: Registration) -> str:
-    """"replace", "update" or "same" for one resource in both runs (before replaceWith)."""
+def decide_detail(old: Registration, new: Registration) -> Decision:
+    """One resource in both runs (before the replaceWith cascade)."""
     if new.type in DYNAMIC:
         olds = dict(old.inputs)  # the old outputs echo the inputs, plus what create recorded:
         if new.type == FEATURE:
@@ -94,53 +90,49 @@ def decide(old: Registration, new: Registration) -> str:
         news = dict(new.inputs)
         diff = DYNAMIC[new.type]().diff("id", olds, news)
         if diff.replaces:
-            return "replace"
-        return "update" if diff.changes else "same"
-    table = FORCE_NEW.get(new.type, {})
-    changed = _changed_top_keys(old, new)
-    for path in table:
-        if _ignored(path, new.ignore_changes):
-            continue
-        if path == "nodeName" and new.inputs.get("migrate") is True:
-            continue
-        if _get(old.inputs, path) != _get(new.inputs, path):
-            return "replace"
-    if set(new.replace_on_changes) & changed:
-        return "replace"
-    # an ignored input keeps its old value: not a change at all
-    for ignored in new.ignore_changes:
-        top, _, rest = ignored.partition("[0].")
-        if not rest:
-            changed.discard(ignored)
-        elif top in changed and _without(old.inputs.get(top), rest) == _without(new.inputs.get(top), rest):
-            changed.discard(top)
-    return "update" if changed else "same"
+            return Decision("replace", list(diff.replaces), news)
+        return Decision("update" if diff.changes else "same", [], news)
+    return decide_custom(old.inputs, new.inputs, ignore_changes=new.ignore_changes,
+                         replace_on_changes=new.replace_on_changes,
+                         force_new=FORCE_NEW.get(new.type, {}), no_force=_no_force)
 
 
-def _without(items: Any, key: str) -> Any:
-    return [{k: v for k, v in item.items() if k != key} for item in items or []]
+def decide(old: Registration, new: Registration) -> str:
+    """"replace", "update" or "same" for one resource in both runs (before replaceWith)."""
+    return decide_detail(old, new).action
 
 
-def plan(v1: ProgramRun, v2: ProgramRun) -> dict[str, str]:
-    """URN -> create / delete / replace / update / same, with replaceWith cascaded."""
+def plan_details(v1: ProgramRun, v2: ProgramRun, *, cli: tuple[int, int, int] = SUPPORTED_CLI) -> dict[str, Decision]:
     old = {r.urn: r for r in v1.registrations if r.type not in ("pulumi:pulumi:Stack",)}
     new = {r.urn: r for r in v2.registrations if r.type not in ("pulumi:pulumi:Stack",)}
-    result = {urn: "delete" for urn in old.keys() - new.keys()}
-    result.update({urn: "create" for urn in new.keys() - old.keys()})
+    result = {urn: Decision("delete") for urn in old.keys() - new.keys()}
+    result.update({urn: Decision("create", [], dict(new[urn].inputs)) for urn in new.keys() - old.keys()})
     for urn in old.keys() & new.keys():
-        result[urn] = decide(old[urn], new[urn])
-    replaced = {u for u, what in result.items() if what == "replace"}
-    for urn in old.keys() & new.keys():
-        if set(new[urn].replace_with) & replaced:
-            result[urn] = "replace"
+        result[urn] = decide_detail(old[urn], new[urn])
+    cascade_replace_with(result, {u: r.replace_with for u, r in new.items()},
+                         {u: r.deleted_with for u, r in new.items()}, cli=cli)
     return result
 
 
-def runs(doc: dict, edit, key: str) -> tuple[ProgramRun, ProgramRun, dict[str, str]]:
+def plan(v1: ProgramRun, v2: ProgramRun, *, cli: tuple[int, int, int] = SUPPORTED_CLI) -> dict[str, str]:
+    """URN -> create / delete / replace / update / same, with replaceWith cascaded."""
+    return {urn: d.action for urn, d in plan_details(v1, v2, cli=cli).items()}
+
+
+def deletes_that_run(v1: ProgramRun, v2: ProgramRun, *, cli: tuple[int, int, int] = SUPPORTED_CLI) -> set[str]:
+    """Names of the resources whose provider Delete runs in the v1 -> v2 `up`."""
+    details = plan_details(v1, v2, cli=cli)
+    old = {r.urn: r for r in v1.registrations}
+    urns = provider_deletes(details, {u: r.deleted_with for u, r in old.items()},
+                            {u: r.retain_on_delete for u, r in old.items()}, cli=cli)
+    return {old[u].name for u in urns}
+
+
+def runs(doc: dict, edit, key: str, *, key2: str | None = None) -> tuple[ProgramRun, ProgramRun, dict[str, str]]:
     v1 = run_program(build_config(doc), key)
     doc2 = copy.deepcopy(doc)
     edit(doc2)
-    v2 = run_program(build_config(doc2), key)
+    v2 = run_program(build_config(doc2), key2 or key)
     return v1, v2, plan(v1, v2)
 
 
@@ -153,10 +145,25 @@ def _vm_actions(run: ProgramRun, result: dict[str, str]) -> dict[str, str]:
 
 
 def assert_invariants(v1: ProgramRun, v2: ProgramRun, result: dict[str, str], opted_in: set[str] = frozenset()):
+    details = plan_details(v1, v2) if set(result) == {r.urn for r in v1.registrations + v2.registrations
+                                                          if r.type != "pulumi:pulumi:Stack"} else {}
+    managed_snippets = {f"{r.inputs['datastoreId']}:snippets/{r.inputs['sourceRaw']['fileName']}"
+                        for r in v2.of_type(SNIPPET)}
+    # image files: those the new program manages, and old ones kept on the node (retainOnDelete)
+    images = {f"{r.name}-id" for r in v2.of_type(DOWNLOAD)} | {
+        f"{r.name}-id" for r in v1.of_type(DOWNLOAD) if r.retain_on_delete}
     for reg in v2.of_type(VM):
         assert reg.delete_before_replace, f"{reg.name}: a VM replacement must be delete-first"
         if result.get(reg.urn) == "replace":
             assert reg.name in opted_in, f"{reg.name} would be rebuilt without opting in"
+        inputs = details[reg.urn].inputs if reg.urn in details else reg.inputs
+        # what the provider gets after ignoreChanges: a VM is never (re)made without a source
+        assert values_at(inputs, "clone.vmId") or any(values_at(inputs, "disks[].fileId")), \
+            f"{reg.name}: would be made with neither a clone nor an image"
+        for path in ("initialization.userDataFileId", "initialization.networkDataFileId",
+                     "initialization.metaDataFileId"):
+            assert set(values_at(inputs, path)) <= managed_snippets, f"{reg.name}: {path} is not managed"
+        assert set(values_at(inputs, "disks[].fileId")) <= images, f"{reg.name}: its image file is gone"
     for run in (v1, v2):
         vmids = Counter(r.inputs["vmId"] for r in run.of_type(VM))
         assert all(n == 1 for n in vmids.values()), vmids
