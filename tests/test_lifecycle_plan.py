@@ -308,3 +308,129 @@ def test_rotate_admin_keys_through_the_feature_updates_it_in_place(doc, key):
     changed = {v2.by_urn(u).name: a for u, a in result.items() if a != "same"}
     assert changed == {"vm-8001-feature-authorized-keys": "update"}  # runs over SSH, no rebuild
     assert_invariants(v1, v2, result)
+
+
+# ---- the engine model's own rules (tests/engine_model.py)
+
+
+def test_reset_removes_an_ignored_path_the_old_inputs_lack():
+    """PropertyPath.Reset: old lacks the key -> deleted from new (properties_path.go ~:509)."""
+    from engine_model import reset_ignored
+
+    old = {"disks": [{"interface": "scsi0", "fileId": "local:iso/u.img"}]}
+    new = {"clone": {"vmId": 9000}, "disks": [{"interface": "scsi0"}]}
+    assert reset_ignored(old, new, ["clone"]) == {"disks": [{"interface": "scsi0"}]}  # blank!
+    assert reset_ignored(old, new, ["clone", "disks[0].fileId"]) == old  # both: the old source
+
+
+def runs_rebuilding(doc: dict, edit, key: str, monkeypatch,
+                    rebuild: str) -> tuple[ProgramRun, ProgramRun, dict[str, str]]:
+    """v1 plain; v2 as `python -m phoenix up --rebuild ...` runs the program (PHOENIX_REBUILD)."""
+    v1 = run_program(build_config(doc), key)
+    doc2 = copy.deepcopy(doc)
+    edit(doc2)
+    monkeypatch.setenv("PHOENIX_REBUILD", rebuild)
+    v2 = run_program(build_config(doc2), key)
+    monkeypatch.delenv("PHOENIX_REBUILD")
+    return v1, v2, plan(v1, v2)
+
+
+def _to_image(d):
+    d["vms"][0].pop("clone_from")
+    d["vms"][0]["image"] = d["vms"][1]["image"]
+
+
+def _to_clone(d):
+    d["vms"][1].pop("image")
+    d["vms"][1]["clone_from"] = 9000
+
+
+@pytest.mark.parametrize(("edit", "vm"), [(_to_image, "vm-8001-vm"), (_to_clone, "vm-8002-vm")])
+def test_switching_image_and_clone_keeps_the_old_source_until_rebuilt(doc, key, edit, vm):
+    """Case 1: both source paths are ignored whatever the VM's source, so Reset keeps the old
+    one exactly: nothing to apply (python -m phoenix up warns: test_up_guard.py)."""
+    v1, v2, result = runs(doc, edit, key)
+    details = plan_details(v1, v2)
+    assert result[v2.named(vm).urn] == "same"
+    assert details[v2.named(vm).urn].inputs["clone" if "8001" in vm else "disks"] == \
+        v1.named(vm).inputs["clone" if "8001" in vm else "disks"]
+    assert_invariants(v1, v2, result)
+
+
+@pytest.mark.parametrize(("edit", "vm", "source"), [(_to_image, "vm-8001-vm", "disks[].fileId"),
+                                                    (_to_clone, "vm-8002-vm", "clone.vmId")])
+def test_rebuild_on_purpose_uses_the_new_source(doc, key, monkeypatch, edit, vm, source):
+    """Cases 1 and 4: `up --rebuild VMID` registers the VM with its current source."""
+    vmid = vm.split("-")[1]
+    v1, v2, result = runs_rebuilding(doc, edit, key, monkeypatch, vmid)
+    detail = plan_details(v1, v2)[v2.named(vm).urn]
+    assert detail.action == "replace" and values_at(detail.inputs, source)
+    assert result[v2.named(f"vm-{vmid}-ready").urn] == "replace"
+    assert_invariants(v1, v2, result, opted_in={vm})
+
+
+def test_template_roll_forward_rebuilds_onto_the_new_template(doc, key, monkeypatch):
+    """Case 4: point clone_from at the new template version and rebuild the VM by name: the
+    new VM is cloned from the new template (not the one in the state)."""
+    v1, v2, result = runs_rebuilding(doc, lambda d: d["vms"][0].update(clone_from=9100), key, monkeypatch, "8001")
+    detail = plan_details(v1, v2)[v2.named("vm-8001-vm").urn]
+    assert detail.action == "replace" and "clone" in detail.reasons
+    assert detail.inputs["clone"]["vmId"] == 9100
+    assert result[v2.named("vm-8002-vm").urn] == "same"  # only the named VM
+    # without the name: nothing to apply (the state's template is kept, and `up` warns)
+    v1, v2, result = runs(doc, lambda d: d["vms"][0].update(clone_from=9100), key)
+    assert result[v2.named("vm-8001-vm").urn] == "same"
+    assert_invariants(v1, v2, result)
+
+
+def test_an_opted_in_vm_rebuilds_from_its_current_source_and_a_source_change_is_a_named_reason(doc, key):
+    """An opted-in VM's rebuild (seed digest) starts from the source the config names now, never
+    from one recorded long ago; a source change shows as reason `clone`, which the guard only
+    lets through when named (test_up_guard.py)."""
+    doc["vms"][0]["recreate_on_cloud_init_change"] = True
+    v1, v2, result = runs(doc, lambda d: d["vms"][0].update(clone_from=9100), key)
+    detail = plan_details(v1, v2)[v2.named("vm-8001-vm").urn]
+    assert detail.action == "replace" and detail.reasons == ["clone"]
+
+
+def test_rotating_the_stacks_ssh_key_rebuilds_no_vm(doc, key):
+    """Case 2: the stack's public key is not in the rebuild digest (SeedSource.digest). The
+    user-data snippet changes (the key is in it), the VM does not."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    other = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
+    doc["vms"][0]["recreate_on_cloud_init_change"] = True
+    v1, v2, result = runs(doc, lambda d: None, key, key2=other)
+    assert _vm_actions(v2, result) == {"vm-8001-vm": "same", "vm-8002-vm": "same"}
+    assert result[v2.named("vm-8001-user-data").urn] == "replace"
+    assert_invariants(v1, v2, result)
+
+
+def test_feature_deletes_during_a_rebuild_depend_on_the_cli(doc, key):
+    """Case 6: up to v3.259.0 the dependents of a VM replaced delete-first are deleted first
+    and their provider Delete runs (the VM is not yet in the `deletes` map: step_generator.go
+    :2081-2146 at v3.259.0); after #23818 it is skipped (isDeletedWith). Phoenix's answer for the
+    supported CLIs: the Feature provider skips its delete script for a VM being rebuilt
+    (PHOENIX_REPLACING, set by `python -m phoenix up`: test_ssh_features.py)."""
+    doc["vms"][0]["recreate_on_cloud_init_change"] = True
+    v1, v2, _ = runs(doc, lambda d: d["vms"][0]["packages"].append("jq"), key)
+    assert "vm-8001-feature-docker" in deletes_that_run(v1, v2, cli=(3, 259, 0))
+    assert "vm-8001-feature-docker" not in deletes_that_run(v1, v2, cli=(3, 260, 0))
+    # a removed VM: its features' deletes never run, on any supported CLI
+    v1, v2, _ = runs(doc, lambda d: d["vms"].pop(0), key)
+    assert "vm-8001-feature-docker" not in deletes_that_run(v1, v2, cli=(3, 254, 0))
+
+
+def test_keep_updates_an_opted_in_vms_digest_in_place(doc, key, monkeypatch):
+    """`up --keep VMID` (PHOENIX_KEEP): no replace_on_changes, sources ignored, this once."""
+    doc["vms"][0]["recreate_on_cloud_init_change"] = True
+    v1 = run_program(build_config(doc), key)
+    doc2 = copy.deepcopy(doc)
+    doc2["vms"][0]["packages"].append("jq")
+    monkeypatch.setenv("PHOENIX_KEEP", "8001")
+    v2 = run_program(build_config(doc2), key)
+    result = plan(v1, v2)
+    assert _vm_actions(v2, result) == {"vm-8001-vm": "update", "vm-8002-vm": "same"}
+    assert_invariants(v1, v2, result)

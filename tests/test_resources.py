@@ -116,7 +116,8 @@ def test_image_vm_imports_the_downloaded_image(example_run):
     vm = example_run.named("vm-8002-vm")
     assert vm.inputs["disks"][0]["fileId"] == "image-ubuntu-24.04-pve-local-id"
     assert vm.property_dependencies["disks"] == [download.urn]
-    assert "clone" not in vm.inputs and vm.ignore_changes == ["disks[0].fileId"]
+    # both source paths, whatever the source (vm_ignore_changes: the engine's Reset)
+    assert "clone" not in vm.inputs and vm.ignore_changes == ["clone", "disks[0].fileId"]
 
 
 def test_snippets_hold_exactly_the_rendered_seed(example, example_run, pulumi_private_key):
@@ -234,7 +235,7 @@ def test_opt_in_recreate_on_cloud_init_change(doc, pulumi_private_key):
     vm_before, vm_after = before.named("vm-8001-vm"), after.named("vm-8001-vm")
     assert vm_after.replace_on_changes == ["description"]
     assert vm_before.inputs["description"] != vm_after.inputs["description"]
-    assert "cloud-init sha256:" in vm_after.inputs["description"]
+    assert "cloud-init config sha256:" in vm_after.inputs["description"]
     # the other VM did not opt in
     assert before.named("vm-8002-vm").inputs == after.named("vm-8002-vm").inputs
 

@@ -100,7 +100,7 @@ def test_bake_inputs_carry_the_definition_not_secrets(run, doc):
 
 def test_clones_of_a_file_template_ignore_clone_changes(run):
     for name in ("vm-8001-vm", "vm-8003-vm"):
-        assert run.named(name).ignore_changes == ["clone"]
+        assert run.named(name).ignore_changes == ["clone", "disks[0].fileId"]
     # inherited: no agent in the clone's seed
     ready_seed = yaml.safe_load(run.named("vm-8001-user-data").inputs["sourceRaw"]["data"])
     assert "qemu-guest-agent" not in ready_seed.get("packages", [])
@@ -118,7 +118,7 @@ def test_a_new_template_version_does_not_touch_existing_clones(doc, pulumi_priva
     old, new = before.named("vm-8001-vm"), after.named("vm-8001-vm")
     changed = {k for k in set(old.inputs) | set(new.inputs) if old.inputs.get(k) != new.inputs.get(k)}
     assert changed == {"clone"}, changed
-    assert new.ignore_changes == ["clone"] and not new.replace_on_changes
+    assert new.ignore_changes == ["clone", "disks[0].fileId"] and not new.replace_on_changes
     # v1 is still there, unchanged; v2 is new beside it
     assert before.named("template-9100-vm").inputs == after.named("template-9100-vm").inputs
     assert before.named("template-9100-bake").inputs == after.named("template-9100-bake").inputs

@@ -233,3 +233,16 @@ def test_a_source_change_is_a_warning_and_nothing_is_rebuilt(project, pulumi):  
     assert done.returncode == 0, done.stderr
     assert ("warning: VM 8001 (vm-8001-vm) was made from image x.img, the config now names clone 9000: "
             "nothing to apply until it is rebuilt (python -m phoenix up --rebuild 8001)") in done.stderr
+
+
+def test_a_digest_whose_definition_changed_is_not_taken_as_an_edit():
+    """Case 2's upgrade: the digest left the stack's key out from this version on, so every
+    opted-in VM's description changes once. That is not the user's edit: refused, with --keep."""
+    old = vm_state(8001, clone=9000, description="Managed\ncloud-init sha256:aa (recreate_on_cloud_init_change: true)")
+    new = vm_state(8001, clone=9000,
+                   description="Managed\ncloud-init config sha256:bb (recreate_on_cloud_init_change: true)")
+    (refusal,) = guard.check({"steps": replace_steps("vm-8001-vm", old, new, ["description"])}, opted_in=[8001])
+    assert "python -m phoenix up --keep 8001" in refusal.line()
+    newer = vm_state(8001, clone=9000,
+                     description="Managed\ncloud-init config sha256:cc (recreate_on_cloud_init_change: true)")
+    assert guard.check({"steps": replace_steps("vm-8001-vm", new, newer, ["description"])}, opted_in=[8001]) == []

@@ -157,11 +157,21 @@ class Seed:
         return h.hexdigest()
 
 
+# How the digest is labelled in an opted-in VM's description. The label changed when the stack's
+# own key left the digest (issue 18 case 2), so `python -m phoenix up` can tell a digest that
+# changed because of an edit from one that changed because its definition did (phoenix.up.guard).
+DIGEST_LABEL = "cloud-init config sha256:"
+LEGACY_DIGEST_LABEL = "cloud-init sha256:"
+
+
 @dataclass(frozen=True)
 class SeedSource:
-    """What a VM's seed is rendered from: the config values and the extra keys, not the
-    templates. `recreate_on_cloud_init_change` keys on this digest, so a user's edit rebuilds an
-    opted-in VM while a Phoenix upgrade that renders the same values differently does not."""
+    """What a VM's seed is rendered from: the config values, not the templates, and not the
+    extra keys. `recreate_on_cloud_init_change` keys on this digest, so a user's edit rebuilds an
+    opted-in VM while a Phoenix upgrade that renders the same values differently does not.
+    The extra keys (the public half of the stack's `sshPrivateKey`) are left out: rotating the
+    stack's key must not rebuild every opted-in VM (the new key reaches the VM through the
+    `authorized-keys` feature or `python -m phoenix ssh rotate`, docs/lifecycle.md)."""
 
     vm: VmConfig
     extra_keys: tuple[str, ...]
@@ -173,7 +183,6 @@ class SeedSource:
             "vmid": vm.vmid, "name": vm.name, "timezone": vm.timezone,
             "user": {"name": vm.user.name, "keys": list(vm.user.ssh_authorized_keys),
                      "sudo": vm.user.sudo, "shell": vm.user.shell},
-            "extra_keys": sorted(self.extra_keys),
             "packages": list(vm.packages), "package_update": vm.package_update,
             "package_upgrade": vm.package_upgrade,
             "agent_preinstalled": vm.guest_agent.preinstalled,

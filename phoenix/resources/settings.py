@@ -21,6 +21,9 @@ Environment (not stack config, because it is about one `up`, not the stack):
   (`python -m phoenix up --rebuild VMID` sets it and adds `--replace` for those VMs). Those VMs
   are registered with their *current* source (clone / image), so a rebuild really uses the
   template or image the config names now (phoenix.resources.vm.vm_ignore_changes).
+- PHOENIX_KEEP: comma-separated vmids to keep as they are in this `up` (`up --keep VMID`): no
+  replacement, the rebuild digest in the description is updated in place (e.g. once after the
+  digest's definition changed).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class StackSettings:
     nodes: dict[str, NodeSsh] = field(default_factory=dict)
     full_clones_per_storage: int = 2
     rebuild: frozenset[int] = frozenset()  # vmids named in PHOENIX_REBUILD
+    keep: frozenset[int] = frozenset()  # vmids named in PHOENIX_KEEP
 
 
 class SettingsError(Exception):
@@ -109,16 +113,17 @@ def _full_clones_per_storage(raw: str | None) -> int:
 
 
 REBUILD_ENV = "PHOENIX_REBUILD"
+KEEP_ENV = "PHOENIX_KEEP"
 
 
-def rebuild_vmids(raw: str | None = None) -> frozenset[int]:
-    """The vmids in PHOENIX_REBUILD ("8001,8002"; empty or unset: none). A word that is not a
-    vmid is an error: a typo must not silently rebuild nothing."""
-    raw = os.environ.get(REBUILD_ENV, "") if raw is None else raw
+def rebuild_vmids(raw: str | None = None, *, env: str = REBUILD_ENV) -> frozenset[int]:
+    """The vmids in PHOENIX_REBUILD (or `env`) ("8001,8002"; empty or unset: none). A word that
+    is not a vmid is an error: a typo must not silently rebuild nothing."""
+    raw = os.environ.get(env, "") if raw is None else raw
     words = [w.strip() for w in raw.split(",") if w.strip()]
     bad = [w for w in words if not w.isdigit()]
     if bad:
-        raise SettingsError(f"{REBUILD_ENV} must be comma-separated vmids (e.g. 8001,8002), not {raw!r}")
+        raise SettingsError(f"{env} must be comma-separated vmids (e.g. 8001,8002), not {raw!r}")
     return frozenset(int(w) for w in words)
 
 
@@ -154,6 +159,7 @@ def read_settings() -> StackSettings:
         nodes=_nodes(own.get_object("nodes")),
         full_clones_per_storage=_full_clones_per_storage(own.get("fullClonesPerStorage")),
         rebuild=rebuild_vmids(),
+        keep=rebuild_vmids(env=KEEP_ENV),
     )
 
 

@@ -104,6 +104,7 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
                 template_resource=_bake_of(stack, vm.clone_from),
                 ssh_private_key=settings.ssh_private_key,
                 rebuilding=vm.vmid in settings.rebuild,
+                keeping=vm.vmid in settings.keep,
             ),
         )
         lanes.add(vm, component.vm)

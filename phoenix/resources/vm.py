@@ -27,6 +27,7 @@ import pulumi_proxmoxve as proxmoxve
 
 from phoenix.cloudinit import Seed
 from phoenix.cloudinit.first_boot import first_boot_hint
+from phoenix.cloudinit.render import DIGEST_LABEL
 from phoenix.config.model import VmConfig
 from phoenix.features.provider import Feature, FeatureArgs
 from phoenix.readiness.provider import GuestAgentReady, GuestAgentReadyArgs
@@ -48,7 +49,7 @@ def snippet_file_id(vm: VmConfig, part: str) -> str:
 def description(vm: VmConfig, seed_digest: str | None) -> str:
     text = "Managed by Phoenix Hypervisor (phoenix_vm_configs.json); edit the config, not this VM."
     if vm.recreate_on_cloud_init_change and seed_digest:
-        text += f"\ncloud-init sha256:{seed_digest} (recreate_on_cloud_init_change: true)"
+        text += f"\n{DIGEST_LABEL}{seed_digest} (recreate_on_cloud_init_change: true)"
     return text
 
 
@@ -58,7 +59,7 @@ def description(vm: VmConfig, seed_digest: str | None) -> str:
 SOURCE_PATHS = ["clone", "disks[0].fileId"]
 
 
-def vm_ignore_changes(vm: VmConfig, *, rebuilding: bool = False) -> list[str] | None:
+def vm_ignore_changes(vm: VmConfig, *, rebuilding: bool = False, keeping: bool = False) -> list[str] | None:
     """Ignore the VM's source (both paths, whatever the VM's source is now), so that a new image
     version, another template or an image<->clone switch never rebuilds a VM that exists: there
     is nothing to apply until the VM is rebuilt on purpose.
@@ -77,26 +78,32 @@ def vm_ignore_changes(vm: VmConfig, *, rebuilding: bool = False) -> list[str] | 
     from the template or image the config names now, which this program manages or the config
     checks, never from one recorded long ago that may be gone (issue 18, cases 1 and 4). For an
     opted-in VM a changed source therefore shows as a replacement because of `clone`/`disks`,
-    which `python -m phoenix up` refuses unless the VM is named (phoenix.up.guard)."""
+    which `python -m phoenix up` refuses unless the VM is named (phoenix.up.guard).
+    `keeping` (PHOENIX_KEEP, `up --keep VMID`): this `up` keeps the VM as it is, whatever it
+    opted in to."""
+    if keeping:
+        return list(SOURCE_PATHS)
     if rebuilding or vm.recreate_on_cloud_init_change:
         return None
     return list(SOURCE_PATHS)
 
 
 def vm_options(vm: VmConfig, parent: pulumi.Resource, provider: pulumi.ProviderResource,
-               depends_on: Sequence[pulumi.Resource], *, rebuilding: bool = False) -> pulumi.ResourceOptions:
+               depends_on: Sequence[pulumi.Resource], *, rebuilding: bool = False,
+               keeping: bool = False) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(
         parent=parent,
         provider=provider,
         depends_on=list(depends_on),
         protect=vm.protect,
-        replace_on_changes=["description"] if vm.recreate_on_cloud_init_change else None,
+        # `keeping`: the description (the rebuild digest) is updated in place this once
+        replace_on_changes=["description"] if vm.recreate_on_cloud_init_change and not keeping else None,
         # The vmid is fixed, and bpg's resource id *is* the vmid: a create-before-delete
         # replacement would "create" the VM that already exists (bpg's clone/create retries a 5xx
         # and takes "already exists" on a retry as success: proxmox/nodes/vms/vms.go,
         # proxmox/retry/retry.go) and then delete it. Every VM replacement is delete-first.
         delete_before_replace=True,
-        ignore_changes=vm_ignore_changes(vm, rebuilding=rebuilding),
+        ignore_changes=vm_ignore_changes(vm, rebuilding=rebuilding, keeping=keeping),
     )
 
 
@@ -135,6 +142,7 @@ class VmInputs:
     template_resource: pulumi.Resource | None = None  # the bake of a template of the file
     ssh_private_key: pulumi.Input[str] | None = None  # secret: how features reach the VM
     rebuilding: bool = False  # named in PHOENIX_REBUILD: registered with its current source
+    keeping: bool = False  # named in PHOENIX_KEEP: no replacement this `up`, whatever changed
 
 
 class PhoenixVm(pulumi.ComponentResource):
@@ -232,7 +240,8 @@ class PhoenixVm(pulumi.ComponentResource):
             on_boot=vm.on_boot,
             # An absent or hung agent must not turn `pulumi destroy` into a shutdown timeout.
             stop_on_destroy=True,
-            opts=vm_options(vm, self, inputs.provider, depends_on, rebuilding=inputs.rebuilding),
+            opts=vm_options(vm, self, inputs.provider, depends_on, rebuilding=inputs.rebuilding,
+                            keeping=inputs.keeping),
         )
 
         # Waiting is its own resource: bounded by guest_agent.timeout_s, names the stage that

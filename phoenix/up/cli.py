@@ -30,6 +30,7 @@ from phoenix.up import guard
 
 DEFAULT_STACK = os.environ.get("PHOENIX_STACK", "dev")
 REBUILD_ENV = "PHOENIX_REBUILD"  # read by phoenix/resources/settings.py (contract C3)
+KEEP_ENV = "PHOENIX_KEEP"  # likewise
 PREVIEW_TIMEOUT_S = 3600  # a preview runs the program: minutes for a thousand VMs, never hours
 ACCEPTS_EXTRA_ARGS = True  # unknown options go to `pulumi up` (phoenix.cli)
 
@@ -40,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rebuild this VM from the template/image the config names now (repeatable)")
     parser.add_argument("--delete", action="append", type=vmid_argument, default=[], metavar="VMID",
                         help="allow deleting this VM, removed from the config (repeatable)")
+    parser.add_argument("--keep", action="append", type=vmid_argument, default=[], metavar="VMID",
+                        help="keep this VM as it is in this up, even if it opted in to rebuilds (repeatable)")
     parser.add_argument("--refresh", action="store_true", help="refresh the state first (preview and up)")
     parser.add_argument("--target", action="append", default=[], metavar="URN",
                         help="only this resource (preview and up; repeatable)")
@@ -96,10 +99,11 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(config, int):
         return config
     in_file = {vm.vmid for vm in config.vms}
-    unknown = [v for v in args.rebuild if v not in in_file]
+    unknown = [v for v in args.rebuild + args.keep if v not in in_file]
     still_there = [v for v in args.delete if v in in_file]
     for vmid in unknown:
-        fail(f"--rebuild {vmid}: no VM with vmid {vmid} in {path}", EXIT_USAGE)
+        flag = "--rebuild" if vmid in args.rebuild else "--keep"
+        fail(f"{flag} {vmid}: no VM with vmid {vmid} in {path}", EXIT_USAGE)
     for vmid in still_there:
         fail(f"--delete {vmid}: VM {vmid} is still in {path}: remove its entry first", EXIT_USAGE)
     if unknown or still_there:
@@ -119,7 +123,11 @@ def run(args: argparse.Namespace) -> int:
         for vmid in sorted(set(args.rebuild)):
             replace_args += ["--replace", urns[vmid]]
     shared = (["--refresh"] if args.refresh else []) + [a for t in args.target for a in ("--target", t)]
-    env = dict(os.environ, **{REBUILD_ENV: ",".join(str(v) for v in sorted(set(args.rebuild)))})
+    both = set(args.rebuild) & set(args.keep)
+    if both:
+        return fail(f"VM {min(both)} is named both with --rebuild and --keep", EXIT_USAGE)
+    env = dict(os.environ, **{REBUILD_ENV: ",".join(str(v) for v in sorted(set(args.rebuild))),
+                              KEEP_ENV: ",".join(str(v) for v in sorted(set(args.keep)))})
 
     with tempfile.TemporaryDirectory(prefix="phoenix-plan-") as tmp:
         plan_file = str(Path(tmp) / "plan.json")

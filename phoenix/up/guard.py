@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from phoenix.cloudinit.render import DIGEST_LABEL, LEGACY_DIGEST_LABEL
+
 VM_TYPE = "proxmoxve:index/vmLegacy:VmLegacy"
 REPLACE_OPS = frozenset({"replace", "create-replacement", "delete-replaced", "import-replacement"})
 DELETE_OPS = frozenset({"delete"})
@@ -119,6 +121,13 @@ def merge_steps(digest: Mapping[str, Any]) -> dict[str, ResourcePlan]:
     return plans
 
 
+def digest_redefined(plan: ResourcePlan) -> bool:
+    """The old description carries the digest of the old definition (it held the stack's key)."""
+    old = str((plan.old_inputs or {}).get("description") or "")
+    new = str((plan.new_inputs or {}).get("description") or "")
+    return LEGACY_DIGEST_LABEL in old and DIGEST_LABEL not in old and DIGEST_LABEL in new
+
+
 def has_source(inputs: Mapping[str, Any] | None) -> bool:
     """A clone block with a vmId, or a disk made from a file (a known id, or one being made)."""
     if not inputs:
@@ -148,7 +157,16 @@ def check(digest: Mapping[str, Any], *, rebuild: Iterable[int] = (), delete: Ite
             continue
         if plan.replaced:
             only_digest = plan.replace_reasons == ["description"]
-            if vmid in rebuild or (vmid in opted_in and only_digest):
+            if vmid in rebuild:
+                continue
+            if vmid in opted_in and only_digest and digest_redefined(plan):
+                refusals.append(Refusal(vmid, plan.name, "would be replaced because the rebuild digest's "
+                                        "definition changed with this Phoenix version (the stack's SSH key "
+                                        "left it), not because of an edit", ("description",),
+                                        f"to keep it: python -m phoenix up --keep {vmid} (updates the "
+                                        f"digest in place); to rebuild it: python -m phoenix up --rebuild {vmid}"))
+                continue
+            if vmid in opted_in and only_digest:
                 continue
             refusals.append(Refusal(vmid, plan.name, "would be replaced (deleted, then made again)",
                                     tuple(plan.replace_reasons),
