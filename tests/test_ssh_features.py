@@ -348,3 +348,29 @@ def test_the_real_apt_get_is_out_of_reach_without_the_stand_in(sshd):
         run_script(target, "apt-get install -y docker.io")
     assert info.value.exit_code == 97
     assert "refusing to run the real apt-get" in "\n".join(info.value.stderr_tail)
+
+
+def test_a_vm_being_rebuilt_keeps_its_admin_keys_when_the_features_are_deleted_first(sshd, tmp_path, monkeypatch):
+    """Issue 18 case 6: released CLIs run the features' delete before the VM's in a delete-first
+    rebuild. For a VM in PHOENIX_REPLACING (set by `python -m phoenix up`) no delete script runs,
+    so a VM whose delete then fails still has its admin keys."""
+    home = Path(subprocess.run(["getent", "passwd", TEST_USER], check=True, capture_output=True,
+                               text=True).stdout.split(":")[5])
+    auth = home / ".ssh" / "authorized_keys"
+    auth.parent.mkdir(mode=0o700, exist_ok=True)
+    auth.write_text("")
+    subprocess.run(["chown", "-R", f"{TEST_USER}:", str(auth.parent)], check=True)
+    _, public_a = keygen(tmp_path / "admin_a")
+    provider = FeatureProvider()
+    props = {**props_for(sshd, "authorized-keys", {"keys": public_a, "user": TEST_USER}), "triggers": ["8001"]}
+    try:
+        created = provider.create(props)
+        assert public_a in auth.read_text()
+        monkeypatch.setenv("PHOENIX_REPLACING", "8002,8001")
+        provider.delete(created.id, created.outs)
+        assert public_a in auth.read_text()  # kept
+        monkeypatch.setenv("PHOENIX_REPLACING", "8002")  # another VM is rebuilt: undo as usual
+        provider.delete(created.id, created.outs)
+        assert public_a not in auth.read_text()
+    finally:
+        auth.unlink(missing_ok=True)

@@ -170,8 +170,10 @@ def test_up_sh_rebuild_replaces_the_named_vm_with_its_current_source(project, pu
     assert preview[preview.index("--replace") + 1] == vm_urn
     assert applied == ["up", "--stack", "dev", "--plan", plan, "--replace", vm_urn, "--yes"]
     # the program of both runs was told which VM is rebuilt (contract C3)
-    env = dict(zip(map(tuple, pulumi.calls), pulumi.state["rebuild_env"], strict=True))
-    assert env[tuple(preview)] == "8001" and env[tuple(applied)] == "8001"
+    env = dict(zip(map(tuple, pulumi.calls), pulumi.state["phoenix_env"], strict=True))
+    assert env[tuple(preview)]["PHOENIX_REBUILD"] == "8001" and env[tuple(applied)]["PHOENIX_REBUILD"] == "8001"
+    # the features of the VM being rebuilt run no delete script (case 6)
+    assert env[tuple(applied)]["PHOENIX_REPLACING"] == "8001"
 
 
 def run_phoenix_up(project: Path, pulumi: StandinPulumi, *args: str) -> subprocess.CompletedProcess:  # noqa: F811

@@ -15,12 +15,23 @@ A host that cannot be reached (connect, host key or login fails within
 - delete completes and warns what was not undone (the delete script that did not run).
 A feature without a delete script has nothing to undo: delete opens no connection at all (its
 run marker, a hash of what ran, stays on the host and stays true).
+
+A VM being rebuilt: its features are deleted *before* the VM in a delete-first replacement, and
+released CLIs (<= v3.259.0) run their provider Delete then (the VM is not yet in the step
+generator's `deletes` map that `deletedWith` consults: pulumi pkg/resource/deploy/
+step_generator.go :2081-2146 and step.go :603/:663 at v3.259.0; #23818 changes it later). The
+`authorized-keys` delete script would strip the admin keys, and a VM whose delete then failed
+would run on without them. So delete runs no script for a VM listed in PHOENIX_REPLACING, which
+`python -m phoenix up` sets to every VM the checked plan replaces (the engine starts this
+process with the CLI's environment: sdk/go/common/resource/plugin/plugin.go :500 at v3.254.0).
+The rebuild erases the disk anyway; a VM that survives keeps what its features set up.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -113,6 +124,15 @@ def _changes_from(stdout: str) -> int | None:
     return None
 
 
+REPLACING_ENV = "PHOENIX_REPLACING"
+
+
+def vm_being_replaced(props: Mapping[str, Any]) -> str | None:
+    """The VM (its id, the vmid: the feature's trigger) if this `up` replaces it."""
+    replacing = {w.strip() for w in os.environ.get(REPLACING_ENV, "").split(",") if w.strip()}
+    return next((str(t) for t in props.get("triggers") or () if str(t) in replacing), None)
+
+
 class FeatureProvider(ResourceProvider):
     """Stateless: everything it needs is in the resource's inputs (pickled by reference)."""
 
@@ -166,6 +186,12 @@ class FeatureProvider(ResourceProvider):
         return ReadResult(id_, {**props, "marker": result.stdout.strip()})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
+        rebuilt = vm_being_replaced(props)
+        if rebuilt is not None:
+            pulumi_progress(_prefix(props))(
+                f"VM {rebuilt} is being rebuilt: the delete script is not run (the rebuild erases the "
+                "disk; if the VM's delete fails, the VM keeps what this feature set up)")
+            return
         spec, params = _spec(props), _params(props)
         delete_script = spec.delete_script_text()
         if not delete_script:

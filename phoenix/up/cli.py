@@ -167,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
                 fail(refusal.line(), EXIT_FAILED)
             return fail(f"{len(refusals)} VM(s) would be rebuilt or deleted without being named; "
                         "nothing was applied", EXIT_FAILED)
+        # Features of a VM being rebuilt run no delete script (phoenix.features.provider)
+        env["PHOENIX_REPLACING"] = ",".join(str(v) for v in guard.replaced_vmids(digest))
         up = [_binary(), "up", "--stack", args.stack, "--plan", plan_file, *replace_args, *shared,
               *args.extra]
         return EXIT_OK if subprocess.run(up, env=env, check=False).returncode == 0 else EXIT_FAILED

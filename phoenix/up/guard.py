@@ -211,3 +211,9 @@ def source_changes(digest: Mapping[str, Any], wanted: Mapping[int, str]) -> list
                          f"{wanted[plan.vmid]}: nothing to apply until it is rebuilt "
                          f"(python -m phoenix up --rebuild {plan.vmid})")
     return notes
+
+
+def replaced_vmids(digest: Mapping[str, Any]) -> list[int]:
+    """Every VM the (checked) plan replaces: PHOENIX_REPLACING for the features' delete."""
+    return sorted({p.vmid for p in merge_steps(digest).values()
+                   if p.type == VM_TYPE and p.replaced and p.vmid is not None})
