@@ -134,10 +134,13 @@ def test_rejected_value_reports_zfs_stderr(zfs_node):
                                                "zstd-3"))
 
 
-def test_host_or_dataset_change_replaces_value_change_updates():
+def test_dataset_change_replaces_value_or_node_address_change_updates():
     provider = ZfsPropertyProvider()
     olds = {"host": "a", "dataset": "p/d", "property": "compression", "value": "lz4"}
     assert provider.diff("x", olds, {**olds, "dataset": "p/e"}).replaces == ["dataset"]
+    # issue 18 case 7: a node's new address is an update, never a delete at the old address
+    moved = provider.diff("x", olds, {**olds, "host": "b"})
+    assert moved.changes and moved.replaces == []
     value = provider.diff("x", olds, {**olds, "value": "zstd"})
     assert value.changes and value.replaces == []
     assert provider.diff("x", olds, dict(olds)).changes is False
@@ -177,3 +180,19 @@ def test_diff_ignores_the_serialised_provider():
     provider = ZfsPropertyProvider()
     assert provider.diff("id", olds, {**props, "__provider": "blob-protocol-5"}).changes is False
     assert provider.diff("id", olds, {**props, "value": "zstd"}).changes is True
+
+
+def test_a_node_address_change_updates_at_the_new_address_and_keeps_the_original(zfs_node):
+    """Issue 18 case 7: the node is reached at its new address by an update; the recorded
+    original value stays, so a later delete still restores it; the old address is never used."""
+    provider = ZfsPropertyProvider()
+    props = props_for(zfs_node, "quickOS/vm-disks", "compression", "lz4")
+    created = provider.create(props)
+    moved = {**props, "host": "localhost"}  # the same sshd, under another address
+    diff = provider.diff(created.id, created.outs, moved)
+    assert diff.changes and diff.replaces == []
+    updated = provider.update(created.id, created.outs, moved).outs
+    assert updated["host"] == "localhost"
+    assert updated["original_source"] == "inherited from quickOS"
+    provider.delete(created.id, updated)
+    assert node_state(zfs_node)["quickOS/vm-disks"] == {}

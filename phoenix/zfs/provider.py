@@ -51,7 +51,13 @@ from phoenix.zfs.remote_zfs import (
 from phoenix.zfs.validate import check_zfs_property, normalize
 
 PROVIDER_VERSION = "1"
-_REPLACE_KEYS = ("host", "dataset", "property")
+# The setting's identity is the dataset and the property (and the node, in the resource name);
+# the node's SSH address and port are only how to reach it. A node whose address changed is
+# reached at the new one by an update (which converges and keeps the recorded original value),
+# never replaced delete-first at the old address (issue 18 case 7: `up` blocked when the old
+# address is gone, the property flipped back when it is not). Old state keeps working: the
+# resource name never held the address, and an update carries `original_*` over.
+_REPLACE_KEYS = ("dataset", "property")
 _OUTPUT_KEYS = ("original_value", "original_source", "source")
 # What `ZfsProperty.__init__` registers as inputs: the only keys diff and update compare.
 INPUT_KEYS = ("host", "port", "username", "private_key", "host_keys", "dataset", "property",
