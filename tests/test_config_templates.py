@@ -67,6 +67,7 @@ def test_one_copy_per_node_and_vms_clone_the_copy_on_their_node(tdoc):
     tdoc["templates"][0]["node"] = ["pve", "pve2"]
     tdoc["vms"][1] = {**tdoc["vms"][1], "node": "pve2", "clone_from": "ubuntu-2404-agent"}
     del tdoc["vms"][1]["image"]
+    tdoc["vms"][1].pop("disk_interface", None)  # a clone boots from the template's scsi0
     tdoc["vms"].append({"vmid": 8003, "name": "far-01", "node": "pve3",
                         "clone_from": "ubuntu-2404-agent", "network_config": {"ip": "10.0.0.103/24"}})
     config = build_config(tdoc)
@@ -147,3 +148,11 @@ def test_linked_clone_of_a_file_template_on_another_storage_or_node(tdoc):
     tdoc["templates"][0]["shared_storage"] = True
     vm = build_config(tdoc).vm(8001)
     assert (vm.clone_mode, vm.clone_from, vm.clone_node) == ("linked", 9100, "pve")
+
+
+def test_a_clone_of_a_file_template_must_boot_from_the_templates_disk(tdoc):
+    """Issue 18 case 8: another interface would get a second, blank disk (bpg's clone path)."""
+    tdoc["vms"][0]["disk_interface"] = "virtio0"
+    (problem,) = problems(tdoc)
+    assert "vms[0] (vmid 8001" in problem and "disk_interface" in problem
+    assert "would get a second, blank disk" in problem and "'scsi0'" in problem

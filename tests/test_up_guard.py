@@ -248,3 +248,14 @@ def test_a_digest_whose_definition_changed_is_not_taken_as_an_edit():
     newer = vm_state(8001, clone=9000,
                      description="Managed\ncloud-init config sha256:cc (recreate_on_cloud_init_change: true)")
     assert guard.check({"steps": replace_steps("vm-8001-vm", new, newer, ["description"])}, opted_in=[8001]) == []
+
+
+def test_an_in_place_move_of_the_boot_disk_is_refused():
+    """Case 9: bpg cannot change the boot disk's interface in place ("cannot delete boot disk")."""
+    old = vm_state(8001, clone=9000)
+    new = vm_state(8001, clone=9000)
+    new["inputs"]["disks"][0]["interface"] = "virtio0"
+    (refusal,) = guard.check({"steps": [step("update", "vm-8001-vm", old, new)]})
+    assert "boot disk to another interface" in refusal.line() and "--rebuild 8001" in refusal.line()
+    # named: the VM is replaced (--replace), not updated
+    assert guard.check({"steps": replace_steps("vm-8001-vm", old, new, [])}, rebuild=[8001]) == []

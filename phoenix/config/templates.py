@@ -116,6 +116,10 @@ def find_template(templates: list[TemplateConfig], ref: Any) -> TemplateConfig |
     return None
 
 
+# The boot disk of every template this file makes (phoenix/resources/templates.py builds it).
+TEMPLATE_BOOT_DISK = "scsi0"
+
+
 def resolve_clone_source(where: str, vm: dict[str, Any], raw_vm: dict[str, Any],
                          templates: list[TemplateConfig], add: AddProblem,
                          raw_templates: list[Any] = ()) -> dict[str, Any]:
@@ -153,6 +157,14 @@ def resolve_clone_source(where: str, vm: dict[str, Any], raw_vm: dict[str, Any],
         add(where, "storage", f"a linked clone of template {template.name!r} keeps its disk on the "
             f"template's storage {template.storage!r}, not {vm.get('storage')!r}: set storage to "
             f"{template.storage!r}, or clone_mode: \"full\"")
+    interface = vm.get("disk_interface", TEMPLATE_BOOT_DISK)
+    if isinstance(interface, str) and interface != TEMPLATE_BOOT_DISK:
+        # bpg's clone update attaches a *new, blank* disk when the VM's interface is not the
+        # template's boot disk (proxmoxtf/resource/vm/vm.go, the clone path of create), applies
+        # disk_gb to it, and its read keeps only interfaces in state: no diff ever shows it.
+        add(where, "disk_interface", f"a clone of template {template.name!r} boots from its "
+            f"{TEMPLATE_BOOT_DISK} disk; {interface!r} would get a second, blank disk: remove "
+            f"disk_interface or set it to {TEMPLATE_BOOT_DISK!r}")
     ga = raw_vm.get("guest_agent")
     if not (isinstance(ga, dict) and "preinstalled" in ga):
         # The template has the agent baked in: the VM need not say so again.

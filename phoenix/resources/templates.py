@@ -24,6 +24,7 @@ import pulumi_proxmoxve as proxmoxve
 
 from phoenix.cloudinit import render_bake_meta_data, render_bake_user_data
 from phoenix.config.model import Config, ImageConfig, TemplateConfig
+from phoenix.config.templates import TEMPLATE_BOOT_DISK
 from phoenix.resources.images import image_download
 from phoenix.templatebake.provider import TemplateBake, TemplateBakeArgs
 
@@ -102,7 +103,7 @@ class PhoenixTemplate(pulumi.ComponentResource):
             memory=proxmoxve.VmLegacyMemoryArgs(dedicated=template.memory_mb),
             scsi_hardware="virtio-scsi-single",
             disks=[proxmoxve.VmLegacyDiskArgs(
-                interface="scsi0", datastore_id=template.storage, size=template.disk_gb,
+                interface=TEMPLATE_BOOT_DISK, datastore_id=template.storage, size=template.disk_gb,
                 file_id=download.id, discard="on", iothread=True, ssd=True,
             )],
             network_devices=[proxmoxve.VmLegacyNetworkDeviceArgs(

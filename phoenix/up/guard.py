@@ -128,6 +128,14 @@ def digest_redefined(plan: ResourcePlan) -> bool:
     return LEGACY_DIGEST_LABEL in old and DIGEST_LABEL not in old and DIGEST_LABEL in new
 
 
+def changes_boot_disk_interface(plan: ResourcePlan) -> bool:
+    old = (plan.old_inputs or {}).get("disks") or []
+    new = (plan.new_inputs or {}).get("disks") or []
+    if old and new and isinstance(old[0], Mapping) and isinstance(new[0], Mapping):
+        return old[0].get("interface") != new[0].get("interface")
+    return False
+
+
 def has_source(inputs: Mapping[str, Any] | None) -> bool:
     """A clone block with a vmId, or a disk made from a file (a known id, or one being made)."""
     if not inputs:
@@ -172,6 +180,13 @@ def check(digest: Mapping[str, Any], *, rebuild: Iterable[int] = (), delete: Ite
                                     tuple(plan.replace_reasons),
                                     f"to rebuild it: python -m phoenix up --rebuild {vmid}"
                                     if vmid is not None else "undo the edit that replaces it"))
+        elif plan.type == VM_TYPE and "update" in plan.ops and changes_boot_disk_interface(plan):
+            # bpg cannot move the boot disk to another interface in place ("cannot delete boot
+            # disk"): the update would fail, and every later `up` with it (issue 18 case 9).
+            refusals.append(Refusal(vmid, plan.name, "would move its boot disk to another interface in "
+                                    "place, which the provider cannot do", ("disks[0].interface",),
+                                    f"put disk_interface back, or rebuild it: python -m phoenix up "
+                                    f"--rebuild {vmid}"))
         elif plan.deleted and vmid not in delete:
             refusals.append(Refusal(vmid, plan.name, "would be deleted", (),
                                     f"to delete it: python -m phoenix up --delete {vmid}"
