@@ -75,6 +75,9 @@ def test_bake_lifecycle_through_the_plugin(pve_plugin, registered, fakepve):
 
     changed = copy.deepcopy(news)
     changed["definition"] = "b" * 64
+    # a new image version alone (same recipe) is recorded, not refused (issue 18 case 5)
+    assert pve_plugin.diff(id_, refreshed, changed).changes == "DIFF_SOME"
+    changed["recipe"] = "c" * 64  # the template itself was edited
     with pytest.raises(PluginCallError) as info:
         pve_plugin.diff(id_, refreshed, changed)
     assert "new entry with a new vmid" in info.value.details

@@ -185,3 +185,19 @@ def test_read_follows_the_vm(fakepve):
     # an unreachable node keeps the state
     unreachable = props_for(fakepve, token, endpoint="https://127.0.0.1:9")
     assert provider.read("pve/9100", unreachable).id == "pve/9100"
+
+
+def test_a_new_image_version_alone_keeps_the_template_as_baked():
+    """Issue 18 case 5: the image's url/checksum changed (a new version for new VMs), the
+    template's own recipe did not: an update that records it, not TemplateDefinitionChanged."""
+    provider = TemplateBakeProvider()
+    olds = {"vmid": 9100, "node": "pve", "vm_resource_id": "9100", "template_name": "t",
+            "definition": "a" * 64, "recipe": "r" * 64}
+    diff = provider.diff("pve/9100", olds, {**olds, "definition": "b" * 64})
+    assert diff.changes and not diff.replaces
+    with pytest.raises(TemplateDefinitionChanged):  # the template itself edited: refused
+        provider.diff("pve/9100", olds, {**olds, "definition": "b" * 64, "recipe": "s" * 64})
+    legacy = {k: v for k, v in olds.items() if k != "recipe"}  # state from before `recipe`
+    assert provider.diff("pve/9100", legacy, olds).changes  # recorded by an update
+    with pytest.raises(TemplateDefinitionChanged):
+        provider.diff("pve/9100", legacy, {**olds, "definition": "b" * 64})

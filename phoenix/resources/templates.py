@@ -45,6 +45,14 @@ def definition_digest(template: TemplateConfig, image: ImageConfig) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
+def recipe_digest(template: TemplateConfig) -> str:
+    """The definition without the image's version (url, checksum): what the user changes when
+    they change *this template*. A new image version alone keeps the template as baked."""
+    data = {"packages": list(template.packages), "disk_gb": template.disk_gb,
+            "storage": template.storage, "image": template.image}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
 def bake_snippet_file_name(vmid: int, part: str) -> str:
     return f"phoenix-template-{vmid}-bake-{part}.yaml"
 
@@ -137,6 +145,7 @@ class PhoenixTemplate(pulumi.ComponentResource):
             f"{name}-bake",
             TemplateBakeArgs(vmid=vmid, node=node, template_name=template.name,
                              definition=definition_digest(template, image),
+                             recipe=recipe_digest(template),
                              timeout_s=template.bake_timeout_s, vm_resource_id=self.vm.id),
             # bpg's id is the vmid, so a replaced template VM keeps its id: replace_with makes
             # the bake run again on the new VM (an engine without the option ignores it).

@@ -32,7 +32,8 @@ from phoenix.templatebake.pve_control import PveVmControl
 
 PROVIDER_VERSION = "1"
 REPLACE_KEYS = ("vmid", "node", "vm_resource_id")
-UPDATE_KEYS = ("timeout_s", "endpoint", "insecure", "provider_version", "template_name")
+UPDATE_KEYS = ("timeout_s", "endpoint", "insecure", "provider_version", "template_name", "recipe",
+               "definition")
 READ_TIMEOUT_S = 15.0
 
 
@@ -46,6 +47,7 @@ class TemplateBakeArgs:
     node: pulumi.Input[str]
     template_name: pulumi.Input[str]
     definition: pulumi.Input[str]  # sha256 of the template's definition (immutable per vmid)
+    recipe: pulumi.Input[str] | None = None  # the same without the image's version
     timeout_s: pulumi.Input[float] = 1800
     vm_resource_id: pulumi.Input[str] | None = None
     endpoint: pulumi.Input[str] | None = None
@@ -85,8 +87,17 @@ class TemplateBakeProvider(PveStackProvider):
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        """A changed definition under the same vmid is refused, except a new version of the
+        image alone (issue 18 case 5): the user changed the image for new VMs, not this
+        template, which stays as it was baked (its VM ignores its disks: resources/templates.py)
+        exactly as VMs made from the old image do. `recipe` is the definition without the
+        image's version; state from before it existed compares the whole definition once."""
         replaces = [k for k in REPLACE_KEYS if olds.get(k) != news.get(k)]
-        if not replaces and olds.get("definition") != news.get("definition"):
+        if olds.get("recipe") and news.get("recipe"):
+            changed_definition = olds.get("recipe") != news.get("recipe")
+        else:
+            changed_definition = olds.get("definition") != news.get("definition")
+        if not replaces and changed_definition:
             raise TemplateDefinitionChanged(definition_changed_message(news))
         changed = [k for k in UPDATE_KEYS if olds.get(k) != news.get(k)]
         return DiffResult(changes=bool(replaces or changed), replaces=replaces,
@@ -141,6 +152,7 @@ class TemplateBake(pulumi.dynamic.Resource, module="phoenix", name="TemplateBake
             "node": args.node,
             "template_name": args.template_name,
             "definition": args.definition,
+            "recipe": args.recipe,
             "timeout_s": args.timeout_s,
             "vm_resource_id": args.vm_resource_id,
             "endpoint": args.endpoint,
