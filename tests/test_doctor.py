@@ -194,3 +194,17 @@ def test_an_unreachable_endpoint_is_one_line(cluster, sshd, tmp_path, monkeypatc
     assert code == 1 and len(problems) == 1
     assert problems[0].startswith("API: cannot reach https://127.0.0.1:")
     assert "check proxmoxve:endpoint" in problems[0]
+
+
+def test_a_pulumi_cli_older_than_the_minimum_is_a_problem(cluster, sshd, tmp_path, monkeypatch, vm_file, capsys):
+    """The same number as scripts/up.sh and `python -m phoenix up` (phoenix/pulumi_version.py)."""
+    pve, token = cluster
+    pulumi = stack(tmp_path, monkeypatch, pve, token, sshd, vm_file)
+    state = pulumi.state
+    state["version"] = "v3.207.0"
+    pulumi.state_file.write_text(json.dumps(state))
+    code, problems, text = doctor(capsys)
+    assert code == 1
+    assert problems == ["Pulumi CLI: Pulumi CLI v3.207.0 is too old: 3.254.0 or later is needed (replaceWith "
+                        "without dangling references; see README, Prerequisites) -> fix: "
+                        "https://www.pulumi.com/docs/install/"], problems

@@ -19,6 +19,7 @@ from phoenix.doctor import cluster
 from phoenix.doctor.api import ApiError, ApiUnusable, ClusterApi
 from phoenix.doctor.findings import Finding
 from phoenix.doctor.nodes_ssh import check_ssh
+from phoenix.pulumi_version import cli_version, version_problem
 from phoenix.readiness.pve import ENV_ENDPOINT, ENV_INSECURE, ENV_TOKEN, PveCredentials, parse_bool
 from phoenix.readiness.transport import TransportConfigError
 from phoenix.stackinit.pulumi_cli import PROJECT, PulumiCliError, PulumiStackConfig, parse_object
@@ -80,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(config, int):
         return config
     findings: list[Finding] = []
+    # The same minimum as scripts/up.sh and `python -m phoenix up` (phoenix/pulumi_version.py).
+    cli_problem = version_problem(cli_version(os.environ.get("PULUMI_BINARY", "pulumi")))
+    if cli_problem:
+        findings.append(Finding("Pulumi CLI", cli_problem, "https://www.pulumi.com/docs/install/"))
     try:
         creds = _credentials(values)
     except TransportConfigError as exc:
