@@ -125,3 +125,19 @@ def test_readiness_of_a_vm_that_ha_moved(fakepve):
     assert created.outs["cloud_init_status"] == "done" and created.outs["ip"] == AGENT_IP
     read = provider.read(created.id, created.outs)
     assert read.id == created.id and read.outs["ip"] == AGENT_IP  # not dropped from the state
+
+
+def test_a_failed_cluster_look_up_keeps_readiness_in_the_state(fakepve):
+    """Issue 18 case 11: the VM is not on the recorded node and /cluster/resources fails: that is
+    not "the VM is gone"; refresh keeps the state (and its as-built facts)."""
+    add_vm(fakepve, node="pve2").agent = agent_answers()
+    fakepve.add_node("pve")
+    provider = GuestAgentReadyProvider()
+    created = provider.create(props(fakepve))
+    fakepve.fail("GET", "/cluster/resources", 500, "cluster filesystem not ready")
+    read = provider.read(created.id, {**created.outs, "node": "pve"})
+    assert read.id == created.id and read.outs["built_username"] == created.outs["built_username"]
+    transport = PveTransport(PveCredentials(fakepve.url, add_token(fakepve)), node="pve", vmid=8001)
+    with pytest.raises(Exception) as info:
+        transport.vm_status(timeout_s=5)
+    assert not isinstance(info.value, VmNotFoundError) and "could not be looked up" in str(info.value)

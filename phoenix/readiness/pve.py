@@ -227,18 +227,29 @@ class PveTransport(GuestTransport):
         try:
             return self._call_on_node(method, path, op, timeout_s, retry=retry, **params)
         except VmNotFoundError:
-            moved_to = self.locate(timeout_s=max(deadline - time.monotonic(), 0.2))
+            try:
+                moved_to = self.locate(timeout_s=max(deadline - time.monotonic(), 0.2), strict=True)
+            except TransportError as exc:
+                # Not on the recorded node, and the cluster could not say where it is: that is
+                # not "the VM is gone" (a refresh would drop readiness from the state, and the
+                # next `up` would record the as-built facts from the *current* config; issue 18
+                # case 11). Callers keep their state on a TransportError.
+                raise TransportError(f"VM {self.vmid} is not on node {self.node}, and where it is "
+                                     f"now could not be looked up ({exc})") from None
             if moved_to is None or moved_to == self.node:
                 raise
             self.node = moved_to
             return self._call_on_node(method, path, op, max(deadline - time.monotonic(), 0.2),
                                       retry=retry, **params)
 
-    def locate(self, *, timeout_s: float) -> str | None:
-        """The node the VM is on now according to the cluster, or None if no node has it."""
+    def locate(self, *, timeout_s: float, strict: bool = False) -> str | None:
+        """The node the VM is on now according to the cluster, or None if no node has it (or,
+        unless `strict`, if the cluster could not be asked; strict raises the TransportError)."""
         try:
             resources = self._request("GET", (), "locate", timeout_s, {"type": "vm"}, root=("cluster", "resources"))
         except TransportError:
+            if strict:
+                raise
             return None
         for entry in resources or []:
             if str(entry.get("type")) == "qemu" and int(entry.get("vmid", -1)) == self.vmid:
