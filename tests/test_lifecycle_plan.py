@@ -434,3 +434,21 @@ def test_keep_updates_an_opted_in_vms_digest_in_place(doc, key, monkeypatch):
     result = plan(v1, v2)
     assert _vm_actions(v2, result) == {"vm-8001-vm": "update", "vm-8002-vm": "same"}
     assert_invariants(v1, v2, result)
+
+
+def test_changing_snippet_storage_is_a_replacement_the_guard_must_be_asked_for(doc, key, monkeypatch):
+    """Case 3: the VM's initialization.*_file_id are ForceNew (vm.go:999-1023). They are not
+    ignored (the VM would point at snippets that were deleted; PVE reads them at every start),
+    so the engine plans a replacement with those reasons, which `python -m phoenix up` refuses
+    unless the VM is named (test_up_guard.py); named, the rebuilt VM uses the new snippets."""
+    move = lambda d: d["vms"][0].update(snippet_storage="shared")  # noqa: E731
+    v1, v2, result = runs(doc, move, key)
+    detail = plan_details(v1, v2)[v2.named("vm-8001-vm").urn]
+    assert detail.action == "replace"
+    assert set(detail.reasons) == {"initialization.userDataFileId", "initialization.networkDataFileId",
+                                   "initialization.metaDataFileId"}
+    with pytest.raises(AssertionError, match="without opting in"):
+        assert_invariants(v1, v2, result)
+    v1, v2, result = runs_rebuilding(doc, move, key, monkeypatch, "8001")
+    assert result[v2.named("vm-8001-vm").urn] == "replace"
+    assert_invariants(v1, v2, result, opted_in={"vm-8001-vm"})  # refers only to managed snippets
