@@ -72,7 +72,7 @@ def test_update_of_ip_or_user_keeps_the_as_built_value_and_warns(fakepve, warnin
     (line,) = warnings
     assert line.startswith(f"VM 8001: {field} changed to {new} but the VM still has {built}; it applies "
                            "when the VM is rebuilt")
-    assert "recreate_on_cloud_init_change" in line and "--replace" in line
+    assert "recreate_on_cloud_init_change" in line and "scripts/up.sh --rebuild VMID" in line
     # the next update with the same inputs says nothing more
     warnings.clear()
     provider.update("id", outs, props(fakepve, **{key: new}))

@@ -231,7 +231,7 @@ class GuestAgentReadyProvider(PveStackProvider):
             if new not in (None, "") and olds.get(key) != new and new != built:
                 _warn(f"{vm}: {field} changed to {new} but the VM still has {built}; it applies "
                       "when the VM is rebuilt: set recreate_on_cloud_init_change, or "
-                      "`pulumi up --replace <the VM's URN>`. Features keep using "
+                      "`scripts/up.sh --rebuild VMID`. Features keep using "
                       f"{built}.")
         return kept
 

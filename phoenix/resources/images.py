@@ -8,8 +8,8 @@ failed with "already exists". With a name per version the two never collide.
 
 VMs made from an older version are not rebuilt by a new one (`disks[0].fileId` is in their
 ignore_changes, see vm.py). The files of older versions are kept on the node
-(`retain_on_delete`): a VM made from one is rebuilt from it (`pulumi up --replace`: the engine
-keeps the ignored file id from the state), so deleting it would make that rebuild fail. Remove an
+(`retain_on_delete`): a bare `pulumi up --replace` rebuilds a VM made from one from it (the
+engine keeps the ignored file id from the state; `phoenix up --rebuild` uses the current one). Remove an
 old version by hand (`pvesm free local:iso/NAME`) once no VM needs rebuilding from it.
 """
 

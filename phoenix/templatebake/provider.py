@@ -60,7 +60,7 @@ def definition_changed_message(props: dict[str, Any]) -> str:
             f"{props.get('node')}) was baked from another definition. A template is immutable "
             "(linked clones pin it): keep this entry as it was, and add the new definition as a "
             "new entry with a new vmid (and a new name); VMs move to it when their clone_from "
-            "names it and they are recreated (pulumi up --replace <vm urn>). Remove the old "
+            "names it and they are rebuilt (scripts/up.sh --rebuild VMID). Remove the old "
             "entry once no VM clones it.")
 
 
