@@ -154,6 +154,9 @@ def test_up_sh_refuses_an_unnamed_rebuild_and_applies_nothing(project, pulumi): 
     assert ups(pulumi) == []
     preview = next(c for c in pulumi.calls if c[:1] == ["preview"])
     assert preview[:4] == ["preview", "--json", "--stack", "dev"] and "--save-plan" in preview
+    # unchanged resources and every replacement step are in the JSON only when asked for
+    # (pkg/backend/display/display.go shouldShow)
+    assert "--show-sames" in preview and "--show-replacement-steps" in preview
 
 
 def test_up_sh_rebuild_replaces_the_named_vm_with_its_current_source(project, pulumi):  # noqa: F811

@@ -133,7 +133,11 @@ def run(args: argparse.Namespace) -> int:
         plan_file = str(Path(tmp) / "plan.json")
         print(f"up: pulumi preview (stack {args.stack}), then the rebuild guard", file=sys.stderr)
         try:
+            # --show-sames: unchanged VMs too (their recorded source, for the warnings);
+            # --show-replacement-steps: every step of a replacement. Without them the JSON
+            # leaves both out (pkg/backend/display/display.go `shouldShow`, :308 at v3.254.0).
             done = subprocess.run([_binary(), "preview", "--json", "--stack", args.stack,
+                                   "--show-sames", "--show-replacement-steps",
                                    "--save-plan", plan_file, *replace_args, *shared],
                                   capture_output=True, text=True, check=False, env=env,
                                   timeout=PREVIEW_TIMEOUT_S)
