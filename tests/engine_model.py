@@ -135,3 +135,20 @@ def provider_deletes(decisions: Mapping[str, Decision], deleted_with: Mapping[st
         gone |= {u for u, d in decisions.items() if d.action == "replace"}
     return {u for u, d in decisions.items() if d.action in ("delete", "replace")
             and not retain_on_delete.get(u) and deleted_with.get(u) not in gone}
+
+
+def delete_order(deleted: list[str], dependencies: Mapping[str, list[str]]) -> list[list[str]]:
+    """The engine's schedule for deletes: antichains in *reverse* dependency order, so a
+    resource is deleted only after everything that depends on it (step_generator.go
+    `ScheduleDeletes`, :2681-2727 at v3.254.0: antichains built in dependency order, then
+    `slices.Reverse`). `dependencies`: URN -> URNs it depends on."""
+    todo = set(deleted)
+    levels: list[list[str]] = []
+    while todo:
+        # resources none of whose remaining dependencies is still to be placed
+        level = sorted(u for u in todo if not (set(dependencies.get(u, [])) & (todo - {u})))
+        if not level:  # a cycle cannot be in a valid state; keep the rest together
+            level = sorted(todo)
+        levels.append(level)
+        todo -= set(level)
+    return list(reversed(levels))

@@ -27,7 +27,14 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from engine_model import Decision, cascade_replace_with, decide_custom, provider_deletes, values_at
+from engine_model import (
+    Decision,
+    cascade_replace_with,
+    decide_custom,
+    delete_order,
+    provider_deletes,
+    values_at,
+)
 from pulumi_harness import ProgramRun, Registration, run_program
 
 from phoenix.config import build_config
@@ -452,3 +459,15 @@ def test_changing_snippet_storage_is_a_replacement_the_guard_must_be_asked_for(d
     v1, v2, result = runs_rebuilding(doc, move, key, monkeypatch, "8001")
     assert result[v2.named("vm-8001-vm").urn] == "replace"
     assert_invariants(v1, v2, result, opted_in={"vm-8001-vm"})  # refers only to managed snippets
+
+
+def test_removing_a_vm_deletes_features_and_readiness_before_the_vm_and_the_vm_before_its_snippets(doc, key):
+    """Delete order (ScheduleDeletes, reverse dependency order): nothing is deleted while a
+    resource that depends on it still exists; the features' deletes are no-ops (deletedWith)."""
+    v1, v2, result = runs(doc, lambda d: d["vms"].pop(0), key)
+    gone = [u for u, a in result.items() if a == "delete"]
+    deps = {r.urn: list(r.dependencies) for r in v1.registrations}
+    order = [v1.by_urn(u).name for level in delete_order(gone, deps) for u in level]
+    at = {name: i for i, name in enumerate(order)}
+    assert at["vm-8001-feature-docker"] < at["vm-8001-ready"] < at["vm-8001-vm"] < at["vm-8001-user-data"]
+    assert "vm-8001-feature-docker" not in deletes_that_run(v1, v2)

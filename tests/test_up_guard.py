@@ -262,3 +262,13 @@ def test_an_in_place_move_of_the_boot_disk_is_refused():
     assert "boot disk to another interface" in refusal.line() and "--rebuild 8001" in refusal.line()
     # named: the VM is replaced (--replace), not updated
     assert guard.check({"steps": replace_steps("vm-8001-vm", old, new, [])}, rebuild=[8001]) == []
+
+
+def test_a_vm_made_from_a_template_this_up_deletes_is_refused():
+    """A rebuild never starts without its source: not even when both are named."""
+    steps = [step("delete", "template-9000-vm", vm_state(9000, file_id="local:iso/u.img")),
+             *replace_steps("vm-8001-vm", vm_state(8001, clone=9000), vm_state(8001, clone=9000), ["clone"])]
+    refusals = guard.check({"steps": steps}, rebuild=[8001], delete=[9000])
+    assert [r.line() for r in refusals] == [
+        "VM 8001 (vm-8001-vm): would be cloned from VM 9000, which this up deletes, because of: clone; "
+        "keep the template until no VM is made from it; nothing was deleted"]

@@ -153,7 +153,9 @@ def check(digest: Mapping[str, Any], *, rebuild: Iterable[int] = (), delete: Ite
     """Every step of the preview the user did not ask for, one Refusal each (empty: apply)."""
     rebuild, delete, opted_in = set(rebuild), set(delete), set(opted_in)
     refusals = []
-    for plan in merge_steps(digest).values():
+    plans = merge_steps(digest)
+    deleted_vms = {p.vmid for p in plans.values() if p.type == VM_TYPE and p.deleted}
+    for plan in plans.values():
         if not plan.holds_vm:
             continue
         vmid = plan.vmid
@@ -162,6 +164,12 @@ def check(digest: Mapping[str, Any], *, rebuild: Iterable[int] = (), delete: Ite
             refusals.append(Refusal(vmid, plan.name, "would be made with neither a clone nor an image "
                                     "(a blank disk)", tuple(plan.replace_reasons),
                                     "give it `clone_from` or `image` in the config; nothing was deleted"))
+            continue
+        source = (plan.new_inputs or {}).get("clone") if plan.type == VM_TYPE and creates else None
+        if isinstance(source, Mapping) and source.get("vmId") in deleted_vms:
+            refusals.append(Refusal(vmid, plan.name, f"would be cloned from VM {source['vmId']}, which this "
+                                    "up deletes", tuple(plan.replace_reasons),
+                                    "keep the template until no VM is made from it; nothing was deleted"))
             continue
         if plan.replaced:
             only_digest = plan.replace_reasons == ["description"]
