@@ -67,6 +67,7 @@ def test_opt_in_counts_as_named_only_when_the_digest_is_the_only_reason():
     with_source = {"steps": replace_steps("vm-8001-vm", old, new, ["description", "clone"])}
     (refusal,) = guard.check(with_source, opted_in=[8001])
     assert refusal.reasons == ("description", "clone")
+    assert refusal.line().endswith("--rebuild 8001 (or, to leave it as it is this time: --keep 8001)")
 
 
 def test_deletes_of_vms_templates_and_data_need_delete():

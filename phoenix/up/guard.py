@@ -184,10 +184,12 @@ def check(digest: Mapping[str, Any], *, rebuild: Iterable[int] = (), delete: Ite
                 continue
             if vmid in opted_in and only_digest:
                 continue
+            fix = (f"to rebuild it: python -m phoenix up --rebuild {vmid}" if vmid is not None
+                   else "undo the edit that replaces it")
+            if vmid in opted_in:  # its source is not ignored: a new source asks for a rebuild
+                fix += f" (or, to leave it as it is this time: --keep {vmid})"
             refusals.append(Refusal(vmid, plan.name, "would be replaced (deleted, then made again)",
-                                    tuple(plan.replace_reasons),
-                                    f"to rebuild it: python -m phoenix up --rebuild {vmid}"
-                                    if vmid is not None else "undo the edit that replaces it"))
+                                    tuple(plan.replace_reasons), fix))
         elif plan.type == VM_TYPE and "update" in plan.ops and changes_boot_disk_interface(plan):
             # bpg cannot move the boot disk to another interface in place ("cannot delete boot
             # disk"): the update would fail, and every later `up` with it (issue 18 case 9).
