@@ -166,6 +166,25 @@ def test_unreachable_vm_never_blocks_refresh_or_destroy(plugin, registered, sshd
     assert "host-key failed" in plugin.stderr()
 
 
+def test_a_feature_of_a_vm_being_rebuilt_runs_no_delete_script(pulumi_private_key, registered, sshd):
+    """Issue 18 case 6, in the process the engine starts (with the CLI's environment, where
+    `python -m phoenix up` put PHOENIX_REPLACING): the delete opens no connection at all."""
+    config, _ = stack_config(pulumi_private_key)
+    spec = FEATURES["authorized-keys"]
+    state = {**feature_inputs(registered, sshd), "feature": "authorized-keys",
+             "script_hash": spec.script_hash(), "params": {"keys": sshd.client_public, "user": ""},
+             "triggers": ["8001"], "exit_code": 0, "stdout_tail": "", "changes": 1, "marker": "m"}
+    server = running_plugin(config, env={"PHOENIX_REPLACING": "8001"})
+    plugin = next(server)
+    try:
+        before = logins(sshd)
+        plugin.delete("f1", state)
+        assert logins(sshd) == before
+        assert "VM 8001 is being rebuilt: the delete script is not run" in plugin.stderr()
+    finally:
+        next(server, None)
+
+
 def test_feature_preview_with_unknown_inputs(plugin, registered, sshd):
     known = plugin.check({}, feature_inputs(registered, sshd)).inputs
     unknowns = {**known, "host": UNKNOWN, "params": UNKNOWN, "triggers": [UNKNOWN]}
