@@ -88,7 +88,8 @@ def decide_custom(old_inputs: Mapping[str, Any], new_inputs: Mapping[str, Any], 
                   no_force: Callable[[str, Mapping[str, Any]], bool] = lambda p, i: False) -> Decision:
     """One resource of a bridged provider: ignore (above), then the provider's diff (ForceNew
     table), then `replaceOnChanges`: step_generator.go `diff` turns a change of a listed key into
-    a replacement whatever the provider said (v3.254.0 `applyReplaceOnChanges`)."""
+    a replacement whatever the provider said (step_generator.go `applyReplaceOnChanges`, :3037,
+    called at :1922 at v3.254.0; :2804/:1747 at v3.207.0)."""
     news = reset_ignored(old_inputs, new_inputs, ignore_changes)
     reasons = [path for path in force_new
                if not no_force(path, news) and values_at(old_inputs, path) != values_at(news, path)]
