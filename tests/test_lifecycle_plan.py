@@ -14,6 +14,7 @@ delete-first; no two resources claim one PVE object (vmid, file name).
 from __future__ import annotations
 
 import copy
+import re
 from collections import Counter
 from typing import Any
 
@@ -107,18 +108,23 @@ def decide(old: Registration, new: Registration) -> str:
             return "replace"
     if set(new.replace_on_changes) & changed:
         return "replace"
-    # an ignored input keeps its old value: not a change at all
+    # an ignored input keeps its old value: not a change at all ("disks[1].size": that key of
+    # that element only)
+    in_lists: dict[str, set[tuple[int, str]]] = {}
     for ignored in new.ignore_changes:
-        top, _, rest = ignored.partition("[0].")
-        if not rest:
+        element = re.fullmatch(r"(\w+)\[(\d+)\]\.(\w+)", ignored)
+        if element is None:
             changed.discard(ignored)
-        elif top in changed and _without(old.inputs.get(top), rest) == _without(new.inputs.get(top), rest):
+        else:
+            in_lists.setdefault(element[1], set()).add((int(element[2]), element[3]))
+    for top, paths in in_lists.items():
+        if top in changed and _without(old.inputs.get(top), paths) == _without(new.inputs.get(top), paths):
             changed.discard(top)
     return "update" if changed else "same"
 
 
-def _without(items: Any, key: str) -> Any:
-    return [{k: v for k, v in item.items() if k != key} for item in items or []]
+def _without(items: Any, paths: set[tuple[int, str]]) -> Any:
+    return [{k: v for k, v in item.items() if (i, k) not in paths} for i, item in enumerate(items or [])]
 
 
 def plan(v1: ProgramRun, v2: ProgramRun) -> dict[str, str]:

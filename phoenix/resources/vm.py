@@ -30,6 +30,7 @@ from phoenix.cloudinit.first_boot import first_boot_hint
 from phoenix.config.model import VmConfig
 from phoenix.features.provider import Feature, FeatureArgs
 from phoenix.readiness.provider import GuestAgentReady, GuestAgentReadyArgs
+from phoenix.resources.data_disks import attached_disks, attached_size_paths
 
 COMPONENT_TYPE = "phoenix:index:Vm"
 MANAGED_TAG = "phoenix"
@@ -65,6 +66,7 @@ def vm_ignore_changes(vm: VmConfig) -> list[str] | None:
         ignored.append("disks[0].fileId")
     if vm.clone_from is not None:
         ignored.append("clone")
+    ignored.extend(attached_size_paths(vm))  # only the data holder resizes its volumes
     return ignored or None
 
 
@@ -119,6 +121,7 @@ class VmInputs:
     clone_after: pulumi.Resource | None = None  # a full clone's lane predecessor (clone_lanes)
     template_resource: pulumi.Resource | None = None  # the bake of a template of the file
     ssh_private_key: pulumi.Input[str] | None = None  # secret: how features reach the VM
+    data_holder: proxmoxve.VmLegacy | None = None  # owns the data disks' volumes (data_disks.py)
 
 
 class PhoenixVm(pulumi.ComponentResource):
@@ -172,6 +175,8 @@ class PhoenixVm(pulumi.ComponentResource):
             depends_on.append(inputs.clone_after)
         if inputs.template_resource is not None:
             depends_on.append(inputs.template_resource)
+        if inputs.data_holder is not None:
+            depends_on.append(inputs.data_holder)
 
         self.vm = proxmoxve.VmLegacy(
             f"{name}-vm",
@@ -189,7 +194,9 @@ class PhoenixVm(pulumi.ComponentResource):
             cpu=proxmoxve.VmLegacyCpuArgs(cores=vm.cores, sockets=1, type=vm.cpu_type),
             memory=proxmoxve.VmLegacyMemoryArgs(dedicated=vm.memory_mb),
             scsi_hardware="virtio-scsi-single",
-            disks=[disk],
+            # The data disks are the holder's volumes, attached by path: destroying this VM
+            # (a rebuild) frees none of them (phoenix/resources/data_disks.py).
+            disks=[disk, *(attached_disks(vm, inputs.data_holder) if inputs.data_holder else [])],
             network_devices=[proxmoxve.VmLegacyNetworkDeviceArgs(
                 bridge=net.bridge, model="virtio", vlan_id=net.vlan, mac_address=net.mac_address.upper(),
             )],
