@@ -16,6 +16,9 @@ _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,14}[a-z0-9])?$")
 _MOUNT = re.compile(r"^/[A-Za-z0-9._/@+-]+$")
 FILESYSTEMS = ("ext4", "xfs")
 MAX_VMID = 999999999
+# The tag of every data holder VM (with its name, <VM name>-data, how doctor and `phoenix data`
+# recognise the holders this program made).
+HOLDER_TAG = "phoenix-data"
 
 # Mounting over these hides what the system needs to boot or to be managed: the whole subtree is
 # off limits (a data disk at /usr/local would be mounted after /usr's programs ran, and /etc, /boot

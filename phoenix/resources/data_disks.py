@@ -20,9 +20,8 @@ from __future__ import annotations
 import pulumi
 import pulumi_proxmoxve as proxmoxve
 
+from phoenix.config.data_disks import HOLDER_TAG
 from phoenix.config.model import DataDiskConfig, VmConfig
-
-DATA_TAG = "phoenix-data"
 
 
 def holder_resource_name(vm: VmConfig) -> str:
@@ -73,7 +72,7 @@ def data_holder(vm: VmConfig, provider: pulumi.ProviderResource) -> proxmoxve.Vm
         vm_id=vm.data_vmid,
         name=f"{vm.name}-data",
         description=holder_description(vm),
-        tags=sorted({"phoenix", DATA_TAG}),
+        tags=sorted({"phoenix", HOLDER_TAG}),
         started=False,
         on_boot=False,
         scsi_hardware="virtio-scsi-single",
