@@ -33,6 +33,7 @@ PLUGGED_COMMANDS = {
     "phoenix.stackinit.cli": ("init", "write the stack config for a first `pulumi up` (or --check it offline)"),
     "phoenix.doctor.cli": ("doctor", "check the cluster with your token before the first `pulumi up`"),
     "phoenix.localboot.template_cli": ("template", "templates: bake one locally in qemu (template bake NAME)"),
+    "phoenix.data.cli": ("data", "data disks: list their holders; delete a VM's data on purpose"),
 }
 
 
