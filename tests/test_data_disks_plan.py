@@ -52,6 +52,18 @@ def test_the_holder_and_what_the_vm_attaches(data_doc, key):
     assert not [r for r in run.registrations if r.name == "vm-8002-data"]
 
 
+def test_attached_disks_read_back_as_sent(data_doc, key):
+    """The rules of tests/test_lifecycle_no_perpetual_diff.py for the attached disks: scsi, so
+    ssd and iothread are sent and read back; discard "on"; fileFormat only what bpg read from
+    the holder (not a literal of ours); the size is ignored (only the holder resizes)."""
+    run = run_program(build_config(data_doc), key)
+    holder = run.named("vm-8001-data")
+    assert all("fileFormat" not in d for d in holder.inputs["disks"])
+    for disk in _data_disks(run.named("vm-8001-vm")):
+        assert disk["interface"].startswith("scsi") and disk["ssd"] is True and disk["iothread"] is True
+        assert disk["discard"] == "on" and disk.get("fileFormat") is None
+
+
 def test_nothing_holding_data_is_tied_to_a_vm(data_doc, key):
     run = run_program(build_config(data_doc), key)
     data = [r for r in run.registrations if r.name.startswith("vm-8001-data")]

@@ -93,16 +93,19 @@ def data_holder(vm: VmConfig, provider: pulumi.ProviderResource) -> proxmoxve.Vm
 
 
 def _holder_disk(index: int, disk: DataDiskConfig) -> proxmoxve.VmLegacyDiskArgs:
+    # file_format is not sent: bpg reads back what PVE reports (Optional+Computed,
+    # proxmoxtf/resource/vm/disk/schema.go:110-116; tests/test_lifecycle_no_perpetual_diff.py)
     return proxmoxve.VmLegacyDiskArgs(interface=holder_interface(index), datastore_id=disk.storage,
-                                      size=disk.size_gb, file_format="raw", discard="on")
+                                      size=disk.size_gb, discard="on")
 
 
-def _volume_of(holder: proxmoxve.VmLegacy, index: int) -> pulumi.Output[str]:
-    """The holder's volume at scsi<index>, as bpg reads it back (`disk.path_in_datastore`,
-    e.g. vm-108001-disk-0): the VM refers to exactly this volume, before and after a rebuild."""
+def _read_back(holder: proxmoxve.VmLegacy, index: int, attribute: str) -> pulumi.Output[str | None]:
+    """What bpg read back for the holder's disk at scsi<index>: `path_in_datastore` (e.g.
+    vm-108001-disk-0; the VM refers to exactly this volume, before and after a rebuild) and
+    `file_format` (PVE's answer, as bpg's "Attached disks" example passes it on)."""
     interface = holder_interface(index)
-    return holder.disks.apply(lambda disks: next(d.path_in_datastore for d in disks or []
-                                                 if d.interface == interface))
+    return holder.disks.apply(lambda disks: next((getattr(d, attribute) for d in disks or []
+                                                  if d.interface == interface), None))
 
 
 def attached_disks(vm: VmConfig, holder: proxmoxve.VmLegacy) -> list[proxmoxve.VmLegacyDiskArgs]:
@@ -113,8 +116,8 @@ def attached_disks(vm: VmConfig, holder: proxmoxve.VmLegacy) -> list[proxmoxve.V
         proxmoxve.VmLegacyDiskArgs(
             interface=interface,
             datastore_id=disk.storage,
-            path_in_datastore=_volume_of(holder, i),
-            file_format="raw",
+            path_in_datastore=_read_back(holder, i, "path_in_datastore"),
+            file_format=_read_back(holder, i, "file_format"),
             size=disk.size_gb,
             serial=disk.serial,
             discard="on",
