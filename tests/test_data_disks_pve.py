@@ -96,7 +96,7 @@ def data_cli(cluster, sshd, tmp_path, monkeypatch, doc, owner_rule):  # noqa: F8
     pve, token = cluster
     _deployed(pve)
 
-    def run(*args: str, data_disks: bool = False) -> tuple[int, str, str]:
+    def run(*args: str, data_disks: bool = False) -> int:
         document = json.loads(json.dumps(doc))
         if data_disks:
             document["vms"][0]["data_disks"] = [{"name": "docker", "size_gb": 1, "mount": "/var/lib/docker"}]
@@ -105,7 +105,7 @@ def data_cli(cluster, sshd, tmp_path, monkeypatch, doc, owner_rule):  # noqa: F8
         path = tmp_path / "vms.json"
         path.write_text(json.dumps(document))
         stack(tmp_path, monkeypatch, pve, token, sshd, path)
-        return main(["data", *args]), path.name, ""
+        return main(["data", *args])
 
     return pve, token, run
 
@@ -113,24 +113,24 @@ def data_cli(cluster, sshd, tmp_path, monkeypatch, doc, owner_rule):  # noqa: F8
 def test_delete_is_refused_while_anything_could_need_the_data(data_cli, capsys):
     pve, token, run = data_cli
     # the holder's vmid must be typed again
-    assert run("delete", "8001", "--confirm", "8001")[0] == 2
+    assert run("delete", "8001", "--confirm", "8001") == 2
     assert "--confirm 8001 is not the holder of VM 8001's data (108001): nothing deleted" in capsys.readouterr().err
     # the VM still has data_disks in the file
-    assert run("delete", "8001", "--confirm", "108001", data_disks=True)[0] == 1
+    assert run("delete", "8001", "--confirm", "108001", data_disks=True) == 1
     assert "is still in" in capsys.readouterr().err
     # a VM still attaches the volume
-    assert run("delete", "8001", "--confirm", "108001")[0] == 1
+    assert run("delete", "8001", "--confirm", "108001") == 1
     err = capsys.readouterr().err
     assert f"VM 8001 (phoenix-docker-01) attaches local-zfs:{HOLDER_VOLUME}" in err and "nothing deleted" in err
     # a running holder
     _destroy(_api(pve, token), VM)
     pve.vm(HOLDER).status = "running"
-    assert run("delete", "8001", "--confirm", "108001")[0] == 1
+    assert run("delete", "8001", "--confirm", "108001") == 1
     assert "holder 108001 is running" in capsys.readouterr().err
     # not a holder this program made
     pve.vm(HOLDER).status = "stopped"
     pve.vm(HOLDER).config["tags"] = "db"
-    assert run("delete", "8001", "--confirm", "108001")[0] == 1
+    assert run("delete", "8001", "--confirm", "108001") == 1
     assert "is not a data holder made by Phoenix" in capsys.readouterr().err
     assert HOLDER_VOLUME in _volumes(pve) and pve.vm(HOLDER) is not None
 
@@ -138,16 +138,16 @@ def test_delete_is_refused_while_anything_could_need_the_data(data_cli, capsys):
 def test_delete_on_purpose_frees_the_holder_and_its_volumes(data_cli, capsys):
     pve, token, run = data_cli
     _destroy(_api(pve, token), VM)  # the VM is gone (removed from the file, `pulumi up`)
-    assert run("list")[0] == 0
+    assert run("list") == 0
     out = capsys.readouterr().out
     assert "108001" in out and "no (retained)" in out and f"local-zfs:{HOLDER_VOLUME}" in out
-    assert run("delete", "8001", "--confirm", "108001")[0] == 0
+    assert run("delete", "8001", "--confirm", "108001") == 0
     assert f"deleted holder 108001 on pve and its volumes: local-zfs:{HOLDER_VOLUME}" in capsys.readouterr().out
     assert pve.vm(HOLDER) is None and HOLDER_VOLUME not in _volumes(pve)
 
 
 def test_list_shows_holders_in_the_config(data_cli, capsys):
     _, _, run = data_cli
-    assert run("list", data_disks=True)[0] == 0
+    assert run("list", data_disks=True) == 0
     out = capsys.readouterr().out
     assert "yes (VM 8001)" in out and "stopped" in out
