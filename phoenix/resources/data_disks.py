@@ -22,7 +22,7 @@ import pulumi_proxmoxve as proxmoxve
 
 from phoenix.config.data_disks import HOLDER_TAG
 from phoenix.config.model import DataDiskConfig, VmConfig
-from phoenix.data.sizes import DataDiskSizes
+from phoenix.data.layout import DataDiskLayout
 
 
 def holder_resource_name(vm: VmConfig) -> str:
@@ -67,10 +67,11 @@ def data_holder(vm: VmConfig, provider: pulumi.ProviderResource) -> proxmoxve.Vm
     """
     if not vm.data_disks:
         return None
-    # A smaller size_gb fails this resource's check at preview, naming the VM and the field; the
-    # holder waits for it, so a refused shrink touches nothing (phoenix/data/sizes.py).
-    sizes = DataDiskSizes(f"{holder_resource_name(vm)}-sizes", vm,
-                          opts=pulumi.ResourceOptions(retain_on_delete=True))
+    # A shrink, a removed or reordered disk, another data_vmid: this resource's check fails at
+    # preview, naming the VM and the field; the holder waits for it, so nothing is touched
+    # (phoenix/data/layout.py).
+    layout = DataDiskLayout(f"{holder_resource_name(vm)}-layout", vm,
+                            opts=pulumi.ResourceOptions(retain_on_delete=True))
     return proxmoxve.VmLegacy(
         holder_resource_name(vm),
         node_name=vm.node,
@@ -88,7 +89,7 @@ def data_holder(vm: VmConfig, provider: pulumi.ProviderResource) -> proxmoxve.Vm
         # retain_on_delete its "delete" step only drops the state: the holder and its volumes
         # stay on PVE whatever the create then does.
         opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=True, delete_before_replace=True,
-                                    ignore_changes=["nodeName"], depends_on=[sizes]),
+                                    ignore_changes=["nodeName"], depends_on=[layout]),
     )
 
 
