@@ -109,6 +109,7 @@ def test_grow_a_data_disk_updates_the_holder_only(data_doc, key):
     v1, v2, result = runs(data_doc, lambda d: d["vms"][0]["data_disks"][0].update(size_gb=200), key)
     assert _vm_actions(v2, result) == {"vm-8001-vm": "same", "vm-8001-data": "update", "vm-8002-vm": "same"}
     assert v2.named("vm-8001-data").inputs["disks"][0]["size"] == 200
+    assert result[_named(v2, "vm-8001-user-data")] == "same"  # the size is not in the seed
     assert_invariants(v1, v2, result)
 
 
@@ -117,6 +118,7 @@ def test_add_a_data_disk_is_an_update_of_both(data_doc, key):
         {"name": "logs", "size_gb": 5, "mount": "/srv/logs"}), key)
     assert _vm_actions(v2, result) == {"vm-8001-vm": "update", "vm-8001-data": "update", "vm-8002-vm": "same"}
     assert _data_disks(v2.named("vm-8001-vm"))[:2] == _data_disks(v1.named("vm-8001-vm"))
+    assert result[_named(v2, "vm-8001-user-data")] == "replace"  # the boot script's arguments
     assert_invariants(v1, v2, result)
 
 
