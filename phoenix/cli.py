@@ -34,6 +34,7 @@ PLUGGED_COMMANDS = {
     "phoenix.doctor.cli": ("doctor", "check the cluster with your token before the first `pulumi up`"),
     "phoenix.localboot.template_cli": ("template", "templates: bake one locally in qemu (template bake NAME)"),
     "phoenix.up.cli": ("up", "pulumi preview, refuse unasked rebuilds/deletes of VMs, then pulumi up --plan"),
+    "phoenix.data.cli": ("data", "data disks: list their holders; delete a VM's data on purpose"),
 }
 
 

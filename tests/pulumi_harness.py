@@ -69,6 +69,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
             # the as-built facts, as GuestAgentReadyProvider.wait records them
             state.update(ip=as_built_ip(args.inputs.get("expected_ip"), []),
                          built_username=args.inputs.get("username"))
+        if args.typ == "proxmoxve:index/vmLegacy:VmLegacy":
+            # bpg reads every disk's volume back (`path_in_datastore`); PVE names a new volume
+            # vm-<vmid>-disk-<n> on LVM/ZFS. Disks attached by path keep theirs.
+            vmid = int(args.inputs["vmId"])
+            state["disks"] = [{**d, "pathInDatastore": d.get("pathInDatastore") or f"vm-{vmid}-disk-{n}"}
+                              for n, d in enumerate(args.inputs.get("disks") or [])]
         if args.typ == "proxmoxve:index/fileLegacy:FileLegacy":
             rid = f"{args.inputs['datastoreId']}:snippets/{args.inputs['sourceRaw']['fileName']}"
         else:

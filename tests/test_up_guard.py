@@ -95,6 +95,17 @@ def test_a_replacement_that_would_boot_a_blank_disk_is_refused_even_when_named()
     assert guard.check({"steps": replace_steps("vm-8001-vm", old, unknown, ["disks"])}, rebuild=[8001]) == []
 
 
+def test_a_data_holder_is_blank_on_purpose_and_its_removal_says_the_data_stays():
+    """A data holder (contract C1, phoenix/resources/data_disks.py) is a VmLegacy with blank
+    volumes and no clone: creating one is not a blank-disk VM; removing it (retain_on_delete)
+    needs --delete and says the data stays on PVE."""
+    holder = {"urn": urn("vm-8001-data"), "type": VM_T, "inputs": {
+        "vmId": 108001, "started": False, "disks": [{"interface": "scsi1", "size": 100}]}}
+    assert guard.check({"steps": [step("create", "vm-8001-data", None, holder)]}) == []
+    (refusal,) = guard.check({"steps": [step("delete", "vm-8001-data", holder)]})
+    assert "its data disks stay on PVE" in refusal.line() and "--delete 8001" in refusal.line()
+
+
 def test_other_resources_and_updates_pass():
     steps = [step("update", "vm-8001-vm", vm_state(8001, clone=9000)),
              *[step(op, "vm-8001-user-data", {"inputs": {}}, reasons=["sourceRaw"],

@@ -30,6 +30,8 @@ TEMPLATE_DIR = (_INSTALLED_TEMPLATES if _INSTALLED_TEMPLATES.is_dir()
 GUEST_AGENT_PACKAGE = "qemu-guest-agent"
 # Installs and starts the agent from cloud-init's bootcmd (see the script's header).
 AGENT_INSTALL_SCRIPT = TEMPLATE_DIR / "install-guest-agent.sh"
+# Formats a blank data disk once and mounts every data disk by UUID at every boot (docs/data.md).
+DATA_DISKS_SCRIPT = TEMPLATE_DIR / "mount-data-disks.sh"
 
 USER_DATA_KEYS = frozenset({
     "hostname", "fqdn", "preserve_hostname", "manage_etc_hosts", "timezone", "users", "disable_root",
@@ -113,16 +115,29 @@ def render_user_data(vm: VmConfig, extra_keys: Iterable[str] = ()) -> str:
     script = "" if vm.guest_agent.preinstalled else agent_install_script()
     fqdn = f"{vm.name}.{vm.network_config.search_domain}" if vm.network_config.search_domain else None
     return _render("user-data.yaml.j2", USER_DATA_KEYS, vm=vm, fqdn=fqdn, authorized_keys=keys,
-                   packages=packages, agent_install_script=script)
+                   packages=packages, agent_install_script=script,
+                   data_disk_args=data_disk_args(vm),
+                   data_disks_script=_project_script(DATA_DISKS_SCRIPT) if vm.data_disks else "")
 
 
-@functools.lru_cache(maxsize=1)
+def data_disk_args(vm: VmConfig) -> list[str]:
+    """The arguments of the data-disk script: SERIAL FILESYSTEM MOUNT per disk. They reach the
+    guest as argv of a list-form bootcmd entry (cloud-init quotes each one: util.shellify), so a
+    config value is never shell code; the config checker limits them further (config.data_disks)."""
+    return [arg for disk in vm.data_disks for arg in (disk.serial, disk.filesystem, disk.mount)]
+
+
+@functools.lru_cache(maxsize=4)
+def _project_script(path: Path) -> str:
+    text = path.read_text()
+    if "\t" in text or "{{" in text or "{%" in text:  # it is pasted into a YAML block scalar
+        raise RenderError(f"{path.name} must contain no tabs or Jinja markup")
+    return text.rstrip("\n") + "\n"  # what the block scalar (`|`, clip) yields
+
+
 def agent_install_script() -> str:
     """The bootcmd script that installs and starts the guest agent (static project text)."""
-    text = AGENT_INSTALL_SCRIPT.read_text()
-    if "\t" in text or "{{" in text or "{%" in text:  # it is pasted into a YAML block scalar
-        raise RenderError(f"{AGENT_INSTALL_SCRIPT.name} must contain no tabs or Jinja markup")
-    return text.rstrip("\n") + "\n"  # what the block scalar (`|`, clip) yields
+    return _project_script(AGENT_INSTALL_SCRIPT)
 
 
 def render_network_config(vm: VmConfig) -> str:

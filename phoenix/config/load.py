@@ -16,6 +16,7 @@ from typing import Any
 
 import jsonschema
 
+from phoenix.config import data_disks as data_disk_rules
 from phoenix.config import rules, schema_messages, strict_json
 from phoenix.config import templates as template_rules
 from phoenix.config.clone_rules import DEFAULT_CLONE_MODE, clone_mode_problems
@@ -51,6 +52,7 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "protect": False,
     "recreate_on_cloud_init_change": False,
     "clone_mode": DEFAULT_CLONE_MODE,
+    "data_disks": [],
     "network_config": {"bridge": "vmbr0", "dns": []},
     "user": {"ssh_authorized_keys": [], "sudo": True, "shell": "/bin/bash"},
     "guest_agent": {"timeout_s": 900, "preinstalled": False},
@@ -253,6 +255,10 @@ class _Checker:
                 vms.append(vm)
         self.duplicates(merged_vms)
         self.template_vmids(raw_templates, templates, merged_vms)
+        copies = {vmid: f"{t.label}, copy on {node}" for t in templates for node, vmid in t.copies}
+        for where, field, message in data_disk_rules.holder_vmid_problems(
+                [(i, vm, self.vm_label(i, vm)) for i, vm in merged_vms], copies):
+            self.add(where, field, message)
         self.problems.extend(clone_mode_problems(
             doc["vms"], [(i, vm, self.vm_label(i, vm)) for i, vm in merged_vms if i not in schema_bad_vms]))
         zfs = self.zfs(doc.get("zfs") or [])
@@ -353,6 +359,9 @@ class _Checker:
         self.check_each(where, "packages", vm["packages"], rules.package_problem)
         self.check_each(where, "tags", vm["tags"], rules.tag_problem)
 
+        disks, disk_problems = data_disk_rules.parse_data_disks(vm["data_disks"], vm["storage"])
+        for field, message in disk_problems:
+            self.add(where, field, message)
         network = self.network(where, vm)
         user = self.user(where, vm["user"])
         features = self.features(where, vm["features"])
@@ -388,6 +397,8 @@ class _Checker:
             clone_mode=vm["clone_mode"],
             template=vm.get("_template"),
             clone_node=vm.get("_clone_node"),
+            data_disks=disks,
+            data_vmid_override=vm.get("data_vmid"),
         )
 
     def network(self, where: str, vm: dict[str, Any]) -> NetworkConfig | None:

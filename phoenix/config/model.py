@@ -47,6 +47,27 @@ class GuestAgentConfig:
 
 
 @dataclass(frozen=True)
+class DataDiskConfig:
+    """A disk that outlives its VM (docs/data.md): a volume of the VM's holder VM, attached to
+    the VM, formatted once and mounted by UUID at every boot."""
+
+    name: str  # [a-z0-9-]{1,16}: the serial the guest finds it by is phx-<name>
+    size_gb: int
+    mount: str
+    storage: str
+    filesystem: str = "ext4"  # "ext4" | "xfs"
+
+    @property
+    def serial(self) -> str:
+        """What PVE gives the guest as the disk's serial (bpg `disk.serial`, at most 20 bytes)."""
+        return f"phx-{self.name}"
+
+
+# The holder of a VM's data disks has vmid `vmid + DATA_VMID_OFFSET` unless `data_vmid` is set.
+DATA_VMID_OFFSET = 100000
+
+
+@dataclass(frozen=True)
 class VmConfig:
     index: int  # position in the file's "vms" list (for messages)
     vmid: int
@@ -78,6 +99,16 @@ class VmConfig:
     template: str | None = None
     clone_node: str | None = None
     clone_mode: str = "full"  # "linked" | "full"; only used with clone_from (phoenix.config.clone_rules)
+    data_disks: tuple[DataDiskConfig, ...] = ()
+    data_vmid_override: int | None = None  # the config's `data_vmid`
+
+    @property
+    def data_vmid(self) -> int | None:
+        """vmid of the holder VM of the data disks (None without data disks): `data_vmid`, or
+        `vmid + 100000` (phoenix.config.data_disks checks it is free in the file)."""
+        if not self.data_disks:
+            return None
+        return self.data_vmid_override if self.data_vmid_override is not None else self.vmid + DATA_VMID_OFFSET
 
     @property
     def label(self) -> str:

@@ -1,5 +1,6 @@
-"""Read-only PVE API calls for the doctor (proxmoxer, same credentials and TLS handling as the
-readiness provider: phoenix.readiness.pve)."""
+"""PVE API calls for the doctor (reads) and `phoenix data` (reads, and the one delete it makes
+on purpose), with proxmoxer and the same credentials and TLS handling as the readiness provider
+(phoenix.readiness.pve)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ class ClusterApi:
         self._api = proxmox_client(credentials, timeout_s)
 
     def get(self, path: str, **params: Any) -> Any:
+        return self._call("get", path, **params)
+
+    def delete(self, path: str, **params: Any) -> Any:
+        return self._call("delete", path, **params)
+
+    def _call(self, method: str, path: str, **params: Any) -> Any:
         import requests
         from proxmoxer.core import ResourceException
 
@@ -35,7 +42,7 @@ class ClusterApi:
             with warnings.catch_warnings():
                 if self.credentials.verify is False:
                     warnings.simplefilter("ignore")  # the user chose insecure
-                return self._api(path.strip("/")).get(**params)
+                return getattr(self._api(path.strip("/")), method)(**params)
         except ResourceException as exc:
             status, message = int(exc.status_code), str(exc.content or "").strip()
             if status == 401:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from phoenix.cli_support import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, load_or_report
 from phoenix.config import Config
-from phoenix.doctor import cluster
+from phoenix.doctor import cluster, data_disks
 from phoenix.doctor.api import ApiError, ApiUnusable, ClusterApi
 from phoenix.doctor.findings import Finding
 from phoenix.doctor.nodes_ssh import check_ssh
@@ -59,6 +59,7 @@ def api_findings(creds: PveCredentials, config: Config) -> tuple[list[Finding], 
         lambda: cluster.check_storages(api, config),
         lambda: cluster.check_templates(api, config),
         lambda: cluster.check_networks(api, config),
+        lambda: data_disks.check_data_holders(api, config),
     ]
     for check in checks:
         try:
@@ -108,5 +109,6 @@ def run(args: argparse.Namespace) -> int:
         fail(finding.line(), EXIT_FAILED)
     if findings:
         return fail(f"doctor: {len(findings)} problem(s); fix them before `pulumi up`.", EXIT_FAILED)
-    print(f"doctor: {checks + 1} checks passed (token privileges, datastores, templates, bridges, SSH)")
+    print(f"doctor: {checks + 1} checks passed (token privileges, datastores, templates, bridges, "
+          "data holders, SSH)")
     return EXIT_OK

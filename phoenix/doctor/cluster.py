@@ -47,6 +47,9 @@ def check_storages(api: ClusterApi, config: Config) -> list[Finding]:
         wanted.setdefault(vm.snippet_storage, {}).setdefault(
             "snippets", f"cloud-init snippets of VM {vm.vmid} (snippet_storage)")
         wanted.setdefault(vm.storage, {}).setdefault("images", f"the disk of VM {vm.vmid} (storage)")
+        for i, disk in enumerate(vm.data_disks):
+            wanted.setdefault(disk.storage, {}).setdefault(
+                "images", f"data disk {disk.name!r} of VM {vm.vmid} (data_disks[{i}].storage)")
     for image in config.images.values():
         wanted.setdefault(image.storage, {}).setdefault("iso", f"cloud image {image.name!r} (images.storage)")
     findings = []

@@ -40,6 +40,14 @@ def required(config: Config, pve_major: int) -> dict[str, tuple[str, ...]]:
         add(f"/storage/{vm.storage}", "Datastore.AllocateSpace", "Datastore.Audit")
         add(f"/storage/{vm.snippet_storage}", "Datastore.Audit")
         add(f"/nodes/{vm.node}", "Sys.Audit")
+        # The holder (phoenix/resources/data_disks.py): created, never started. Attaching its
+        # volumes to the VM needs Datastore.Audit on the storage and VM.Config.Disk on the
+        # holder (pve-storage src/PVE/Storage.pm check_volume_access, the `images` of another
+        # owner branch), both below.
+        if vm.data_disks:
+            add(f"/vms/{vm.data_vmid}", "VM.Allocate", "VM.Audit", *VM_CONFIG_PRIVS)
+            for disk in vm.data_disks:
+                add(f"/storage/{disk.storage}", "Datastore.AllocateSpace", "Datastore.Audit")
     for image in config.images.values():
         add(f"/storage/{image.storage}", "Datastore.AllocateTemplate", "Datastore.Audit")
         for node in {image.node} if image.node else {vm.node for vm in config.vms if vm.image == image.name}:

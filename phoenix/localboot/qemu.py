@@ -57,6 +57,9 @@ class BootSpec:
     cpus: int = 2
     accel: str = "auto"  # "auto", "tcg" or "kvm"
     extra_args: tuple[str, ...] = field(default_factory=tuple)
+    # (image file, serial) per data disk: kept across runs by the caller, never thrown away here;
+    # attached as PVE attaches them (scsi-hd on a virtio-scsi controller, with the serial).
+    data_disks: tuple[tuple[Path, str], ...] = ()
 
 
 def real_kvm_available() -> bool:
@@ -138,6 +141,11 @@ def qemu_argv(
         "-object", "rng-random,filename=/dev/urandom,id=rng0",
         "-device", "virtio-rng-pci,rng=rng0",
     ]
+    if spec.data_disks:
+        argv += ["-device", "virtio-scsi-pci,id=scsi0"]
+    for n, (image, serial) in enumerate(spec.data_disks):
+        argv += ["-drive", f"file={image},if=none,id=data{n},format=qcow2,discard=unmap",
+                 "-device", f"scsi-hd,bus=scsi0.0,drive=data{n},serial={serial}"]
     if spec.kernel is not None:
         argv += ["-kernel", str(spec.kernel)]
         if spec.initrd is not None:
@@ -152,6 +160,14 @@ def image_info(path: Path) -> dict:
     if done.returncode != 0:
         raise QemuError(f"{path}: not a disk image qemu can read: {done.stderr.strip()}")
     return json.loads(done.stdout)
+
+
+def create_data_disk(path: Path, size_gb: int) -> None:
+    """A blank, sparse qcow2 data disk (what a new holder volume is to the guest: no signature)."""
+    done = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), f"{size_gb}G"],
+                          check=False, capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise QemuError(f"qemu-img create failed: {done.stderr.strip()}")
 
 
 def create_overlay(base: Path, overlay: Path, size_gb: int) -> None:

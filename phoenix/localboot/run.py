@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,7 @@ from phoenix.config.model import VmConfig
 from phoenix.features.catalog import FEATURES
 from phoenix.features.provider import FeatureProvider
 from phoenix.localboot.image import RECIPES, ensure_image
-from phoenix.localboot.qemu import BootSpec, QemuGuest
+from phoenix.localboot.qemu import BootSpec, QemuGuest, create_data_disk
 from phoenix.localboot.report import BootReport, FeatureOutcome
 from phoenix.localboot.seed import make_seed_iso
 from phoenix.readiness.causes import cause_lines
@@ -267,13 +267,18 @@ def booted(
     disk_size_gb: int | None = None,
     timeout_s: float | None = None,
     workdir: Path | None = None,
+    data_disk_files: Sequence[Path] | None = None,
+    meta_data: str | None = None,
 ) -> Iterator[LocalBoot]:
     """Boot the VM's first boot and wait for readiness; yields even when readiness failed
     (`readiness_error` says why), so callers can inspect a broken guest. Always cleans up.
 
     The disk is a sparse overlay of `disk_size_gb` (default: the VM's `disk_gb`).
     `user_data` replaces the rendered user-data (for experiments such as the original plan's);
-    network-config and meta-data are always the VM's own.
+    network-config is always the VM's own, and so is meta-data unless `meta_data` is given (a
+    new instance-id: what a rebuilt VM's first boot sees).
+    The VM's data disks are `data_disk_files` (qcow2, in the order of `data_disks`; the caller
+    keeps them, e.g. across a "rebuild"), or blank throwaway ones.
     """
     key = make_run_key()
     seed = render_seed(vm, extra_keys=[key.public_line])
@@ -288,12 +293,21 @@ def booted(
     with tempfile.TemporaryDirectory(prefix="phoenix-seed-") as seed_dir:
         iso = make_seed_iso(Path(seed_dir) / "seed.iso",
                             user_data=seed.user_data if user_data is None else user_data,
-                            meta_data=seed.meta_data, network_config=seed.network_config)
+                            meta_data=seed.meta_data if meta_data is None else meta_data,
+                            network_config=seed.network_config)
+        if data_disk_files is None:
+            data_disk_files = [Path(seed_dir) / f"data-{disk.name}.qcow2" for disk in vm.data_disks]
+            for disk, path in zip(vm.data_disks, data_disk_files, strict=True):
+                create_data_disk(path, disk.size_gb)
+        if len(data_disk_files) != len(vm.data_disks):
+            raise LocalBootError(f"{vm.label} has {len(vm.data_disks)} data disk(s), "
+                                 f"{len(data_disk_files)} file(s) given")
         spec = BootSpec(
             name=f"vm{vm.vmid}", disk=image.disk, seed_iso=iso, mac_address=net.mac_address,
             guest_ip=net.ip, gateway=net.gateway, dns=net.dns, kernel=image.kernel,
             initrd=image.initrd, append=image.append, disk_size_gb=disk_size_gb or vm.disk_gb,
             memory_mb=max(vm.memory_mb, 1024), cpus=2, accel=accel,
+            data_disks=tuple((Path(f), d.serial) for f, d in zip(data_disk_files, vm.data_disks, strict=True)),
         )
         guest = QemuGuest(spec, log=timed_log, agent_shutdown=agent_shutdown, workdir=workdir)
         with guest:

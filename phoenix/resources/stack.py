@@ -12,6 +12,7 @@ from phoenix.cloudinit import render_seed
 from phoenix.config.model import Config, VmConfig
 from phoenix.resources import dependency_walk
 from phoenix.resources.clone_lanes import CloneLanes, longest_lane
+from phoenix.resources.data_disks import data_holder
 from phoenix.resources.images import image_downloads
 from phoenix.resources.provider import make_provider
 from phoenix.resources.settings import PROJECT, StackSettings
@@ -29,6 +30,7 @@ def resource_name(vm: VmConfig) -> str:
 @dataclass
 class Stack:
     vms: dict[int, PhoenixVm] = field(default_factory=dict)
+    data_holders: dict[int, pulumi.Resource] = field(default_factory=dict)  # by the VM's vmid
     zfs: list[ZfsProperty] = field(default_factory=list)
     templates: dict[int, PhoenixTemplate] = field(default_factory=dict)  # by the copy's vmid
     outputs: dict[str, pulumi.Input[object]] = field(default_factory=dict)
@@ -89,6 +91,10 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
     for vm in config.vms:
         seed = render_seed(vm, [settings.ssh_public_key])
         image = downloads.get((vm.image, vm.node)) if vm.image else None
+        # Top-level, not a child of the VM's component: nothing that happens to the VM reaches it.
+        holder = data_holder(vm, provider)
+        if holder is not None:
+            stack.data_holders[vm.vmid] = holder
         component = PhoenixVm(
             resource_name(vm),
             vm,
@@ -105,6 +111,7 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
                 ssh_private_key=settings.ssh_private_key,
                 rebuilding=vm.vmid in settings.rebuild,
                 keeping=vm.vmid in settings.keep,
+                data_holder=holder,
             ),
         )
         lanes.add(vm, component.vm)

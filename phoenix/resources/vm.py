@@ -31,6 +31,7 @@ from phoenix.cloudinit.render import DIGEST_LABEL
 from phoenix.config.model import VmConfig
 from phoenix.features.provider import Feature, FeatureArgs
 from phoenix.readiness.provider import GuestAgentReady, GuestAgentReadyArgs
+from phoenix.resources.data_disks import attached_disks, attached_size_paths
 
 COMPONENT_TYPE = "phoenix:index:Vm"
 MANAGED_TAG = "phoenix"
@@ -81,11 +82,13 @@ def vm_ignore_changes(vm: VmConfig, *, rebuilding: bool = False, keeping: bool =
     which `python -m phoenix up` refuses unless the VM is named (phoenix.up.guard).
     `keeping` (PHOENIX_KEEP, `up --keep VMID`): this `up` keeps the VM as it is, whatever it
     opted in to."""
+    # Attached data volumes are resized by their holder only (phoenix.resources.data_disks).
+    attached = attached_size_paths(vm)
     if keeping:
-        return list(SOURCE_PATHS)
+        return list(SOURCE_PATHS) + attached
     if rebuilding or vm.recreate_on_cloud_init_change:
-        return None
-    return list(SOURCE_PATHS)
+        return attached or None
+    return list(SOURCE_PATHS) + attached
 
 
 def vm_options(vm: VmConfig, parent: pulumi.Resource, provider: pulumi.ProviderResource,
@@ -143,6 +146,7 @@ class VmInputs:
     ssh_private_key: pulumi.Input[str] | None = None  # secret: how features reach the VM
     rebuilding: bool = False  # named in PHOENIX_REBUILD: registered with its current source
     keeping: bool = False  # named in PHOENIX_KEEP: no replacement this `up`, whatever changed
+    data_holder: proxmoxve.VmLegacy | None = None  # owns the data disks' volumes (data_disks.py)
 
 
 class PhoenixVm(pulumi.ComponentResource):
@@ -196,6 +200,8 @@ class PhoenixVm(pulumi.ComponentResource):
             depends_on.append(inputs.clone_after)
         if inputs.template_resource is not None:
             depends_on.append(inputs.template_resource)
+        if inputs.data_holder is not None:
+            depends_on.append(inputs.data_holder)
 
         self.vm = proxmoxve.VmLegacy(
             f"{name}-vm",
@@ -213,7 +219,9 @@ class PhoenixVm(pulumi.ComponentResource):
             cpu=proxmoxve.VmLegacyCpuArgs(cores=vm.cores, sockets=1, type=vm.cpu_type),
             memory=proxmoxve.VmLegacyMemoryArgs(dedicated=vm.memory_mb),
             scsi_hardware="virtio-scsi-single",
-            disks=[disk],
+            # The data disks are the holder's volumes, attached by path: destroying this VM
+            # (a rebuild) frees none of them (phoenix/resources/data_disks.py).
+            disks=[disk, *(attached_disks(vm, inputs.data_holder) if inputs.data_holder else [])],
             network_devices=[proxmoxve.VmLegacyNetworkDeviceArgs(
                 bridge=net.bridge, model="virtio", vlan_id=net.vlan, mac_address=net.mac_address.upper(),
             )],

@@ -71,8 +71,13 @@ class ResourcePlan:
         return None
 
     @property
+    def holds_data(self) -> bool:
+        """A data holder or its records (contract C1): never started, blank on purpose."""
+        return bool(_DATA_NAME.match(self.name))
+
+    @property
     def holds_vm(self) -> bool:
-        return self.type == VM_TYPE or bool(_DATA_NAME.match(self.name))
+        return self.type == VM_TYPE or self.holds_data
 
     @property
     def replaced(self) -> bool:
@@ -160,7 +165,7 @@ def check(digest: Mapping[str, Any], *, rebuild: Iterable[int] = (), delete: Ite
             continue
         vmid = plan.vmid
         creates = plan.replaced or "create" in plan.ops
-        if plan.type == VM_TYPE and creates and not has_source(plan.new_inputs):
+        if plan.type == VM_TYPE and creates and not plan.holds_data and not has_source(plan.new_inputs):
             refusals.append(Refusal(vmid, plan.name, "would be made with neither a clone nor an image "
                                     "(a blank disk)", tuple(plan.replace_reasons),
                                     "give it `clone_from` or `image` in the config; nothing was deleted"))
@@ -198,7 +203,9 @@ def check(digest: Mapping[str, Any], *, rebuild: Iterable[int] = (), delete: Ite
                                     f"put disk_interface back, or rebuild it: python -m phoenix up "
                                     f"--rebuild {vmid}"))
         elif plan.deleted and vmid not in delete:
-            refusals.append(Refusal(vmid, plan.name, "would be deleted", (),
+            kept = " (its data disks stay on PVE: `phoenix data delete` removes them)" \
+                if plan.holds_data else ""
+            refusals.append(Refusal(vmid, plan.name, f"would be deleted{kept}", (),
                                     f"to delete it: python -m phoenix up --delete {vmid}"
                                     if vmid is not None else "put it back in the config"))
     return refusals

@@ -1,0 +1,1 @@
+"""Data disks that outlive their VMs: listing the holders, deleting one on purpose (docs/data.md)."""
