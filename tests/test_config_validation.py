@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from phoenix.config import ConfigError, ConfigFileError, build_config, load_config
 from phoenix.config.rules import derived_mac
 from phoenix.config.sample import sample_document
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ED_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII/jV6eMjJ2/+eGwf2WIdbYUJKgQRfNihMtYdvx9RyyF"
 PRIVATE_KEY_TEXT = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----"
@@ -28,8 +31,30 @@ def only_problem(doc) -> str:
     return found[0]
 
 
-def test_example_file_is_valid():
-    config = load_config("phoenix_vm_configs.json")
+def test_the_shipped_example_is_refused_until_init_puts_the_users_key_in(tmp_path, example_admin_key):
+    """The example carries a key placeholder, not a key: as shipped it must not deploy, and the
+    message names the one command that fixes it; that command makes it valid."""
+    with pytest.raises(ConfigError) as caught:
+        load_config("phoenix_vm_configs.json")
+    assert {p.field for p in caught.value.problems} == {"user.ssh_authorized_keys[0]"}
+    assert all("phoenix init --admin-key" in str(p) for p in caught.value.problems)
+    result = run_cli("validate", "phoenix_vm_configs.json")
+    assert result.returncode == 1 and "placeholder" in result.stderr and "Traceback" not in result.stderr
+    config_file = tmp_path / "vms.json"
+    config_file.write_text((ROOT / "phoenix_vm_configs.json").read_text())
+    pub = tmp_path / "id_ed25519.pub"
+    pub.write_text(example_admin_key + "\n")
+    done = run_cli("init", "--admin-key", str(pub), "--file", str(config_file), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert load_config(config_file).vm(8001).user.ssh_authorized_keys == (example_admin_key,)
+    # everything but the key is as shipped, layout included
+    shipped = (ROOT / "phoenix_vm_configs.json").read_text().splitlines()
+    assert [line for line in config_file.read_text().splitlines() if line not in shipped] == \
+        [f'        "{example_admin_key}"']
+
+
+def test_example_file_is_valid(example_config_path):
+    config = load_config(example_config_path)
     assert [vm.vmid for vm in config.vms] == [8001, 8002]
     docker = config.vm(8001)
     # defaults fill what the VM leaves out; the VM's own values win; objects merge one level
@@ -409,8 +434,8 @@ def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
                           check=False)
 
 
-def test_cli_validate_ok():
-    result = run_cli("validate", "phoenix_vm_configs.json")
+def test_cli_validate_ok(example_config_path):
+    result = run_cli("validate", str(example_config_path))
     assert result.returncode == 0, result.stderr
     assert "8001  phoenix-docker-01" in result.stdout and "clone 9000" in result.stdout
     assert "image ubuntu-24.04" in result.stdout and "OK, 2 VM(s)" in result.stdout

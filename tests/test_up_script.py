@@ -24,8 +24,9 @@ exec {python} "$@"
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A copy of the project as a user clones it, with .venv/bin/python as above."""
+def project(tmp_path: Path, example_document) -> Path:
+    """A copy of the project as a user clones it, with .venv/bin/python as above, and the
+    example config with the user's key in it (what `phoenix init --admin-key` does)."""
     proj = tmp_path / "proj"
     proj.mkdir()
     for name in ("scripts", "cloud_init"):
@@ -34,6 +35,7 @@ def project(tmp_path: Path) -> Path:
     for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "phoenix_vm_configs.json", "requirements.txt",
                  "pyproject.toml"):
         shutil.copy(ROOT / name, proj / name)
+    (proj / "phoenix_vm_configs.json").write_text(json.dumps(example_document, indent=2))
     venv_bin = proj / ".venv" / "bin"
     venv_bin.mkdir(parents=True)
     (venv_bin / "python").write_text(PIP_STANDIN.format(python=sys.executable))
@@ -124,6 +126,17 @@ def test_empty_stack_lists_every_missing_key_with_its_command(project, tmp_path)
         assert key in err and fix in err, (key, err)
     assert "Traceback" not in err
     assert not ran_up(pulumi)
+
+
+def test_the_shipped_example_key_placeholder_stops_before_pulumi_up(project, tmp_path, pulumi_private_key):
+    """As shipped, the example has no one's key: up.sh stops, naming the command that puts the
+    user's own key in; nothing is deployed."""
+    shutil.copy(ROOT / "phoenix_vm_configs.json", project / "phoenix_vm_configs.json")
+    pulumi = StandinPulumi.create(tmp_path, config=complete_config(pulumi_private_key, host_key_line()))
+    done = up(project, pulumi, PULUMI_CONFIG_PASSPHRASE="pw")
+    assert done.returncode == 1 and not ran_up(pulumi)
+    assert "user.ssh_authorized_keys[0]: still the example's placeholder" in done.stderr
+    assert "fix: .venv/bin/python -m phoenix init --admin-key ~/.ssh/id_ed25519.pub" in done.stderr
 
 
 def test_empty_host_keys_beside_zfs_is_named_before_pulumi_up(project, tmp_path, pulumi_private_key):

@@ -30,6 +30,7 @@ from phoenix.config.model import (
     VmConfig,
     ZfsPropertyConfig,
 )
+from phoenix.config.ssh_keys import FIX_PLACEHOLDER, is_placeholder
 
 SCHEMA_PATH = Path(__file__).with_name("phoenix_vm_configs.schema.json")
 
@@ -440,7 +441,7 @@ class _Checker:
             self.add(where, "user.name", message)
         if rules.shell_problem(user["shell"]):
             self.add(where, "user.shell", rules.shell_problem(user["shell"]) or "")
-        self.check_each(where, "user.ssh_authorized_keys", user["ssh_authorized_keys"], rules.ssh_public_key_problem)
+        self.check_each(where, "user.ssh_authorized_keys", user["ssh_authorized_keys"], _admin_key_problem)
         if len(self.problems) > before:
             return None
         return UserConfig(
@@ -562,3 +563,9 @@ class _Checker:
             if len(self.problems) == before:
                 out.append(ZfsPropertyConfig(entry["node"], entry["dataset"], dict(entry["properties"])))
         return out
+
+
+def _admin_key_problem(line: str) -> str | None:
+    if is_placeholder(line):
+        return f"still the example's placeholder: put your own public key here ({FIX_PLACEHOLDER})"
+    return rules.ssh_public_key_problem(line)

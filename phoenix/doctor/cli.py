@@ -58,6 +58,7 @@ def api_findings(creds: PveCredentials, config: Config) -> tuple[list[Finding], 
         lambda: cluster.check_storages(api, config),
         lambda: cluster.check_templates(api, config),
         lambda: cluster.check_networks(api, config),
+        lambda: cluster.check_vmids(api, config),
     ]
     for check in checks:
         try:
@@ -103,5 +104,6 @@ def run(args: argparse.Namespace) -> int:
         fail(finding.line(), EXIT_FAILED)
     if findings:
         return fail(f"doctor: {len(findings)} problem(s); fix them before `pulumi up`.", EXIT_FAILED)
-    print(f"doctor: {checks + 1} checks passed (token privileges, datastores, templates, bridges, SSH)")
+    print(f"doctor: {checks + 1} checks passed (token privileges, datastores, templates, bridges, "
+          "free vmids, SSH and ZFS datasets)")
     return EXIT_OK
