@@ -56,6 +56,14 @@ def doc(example_document) -> dict:
     return copy.deepcopy(example_document)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _harness_uses_the_deployable_example(example_config_path):
+    """__main__.py under the mock engine (tests/pulumi_harness.py stack_config) reads this file."""
+    import pulumi_harness
+
+    pulumi_harness.EXAMPLE_CONFIG_FILE = str(example_config_path)
+
+
 @pytest.fixture(scope="session")
 def pulumi_private_key() -> str:
     """A throwaway Ed25519 key in OpenSSH format (what sshPrivateKey holds)."""

@@ -14,11 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 
+from phoenix.config.ssh_keys import public_key_problem
+
 _USERNAME = r"[a-z_][a-z0-9_-]{0,31}"
-_PUBLIC_KEY = re.compile(
-    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"
-    r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n\r]*)?$"
-)
 
 
 @dataclass(frozen=True)
@@ -106,11 +104,15 @@ def _read(filename: str) -> str:
 
 
 def _public_keys_problems(value: str) -> list[str]:
-    lines = [line.strip() for line in value.splitlines() if line.strip()]
+    """Each line a public key line as sshd reads it, options allowed (phoenix/config/ssh_keys.py):
+    the script writes them into authorized_keys as they are."""
+    if "\r" in value:
+        return ["carriage returns are not allowed (one key per line, LF line ends)"]
+    lines = [line.strip() for line in value.split("\n") if line.strip()]
     if not lines:
         return ["at least one public key line is required"]
-    return [f"line {i}: not an OpenSSH public key line ('TYPE BASE64 [comment]')"
-            for i, line in enumerate(lines, start=1) if not _PUBLIC_KEY.match(line)]
+    return [f"line {i}: {problem}" for i, line in enumerate(lines, start=1)
+            if (problem := public_key_problem(line)) is not None]
 
 
 FEATURES: dict[str, FeatureSpec] = {
