@@ -239,9 +239,8 @@ def test_required_fields_missing(doc):
      'features[0]: expected a feature name or {"name": ..., "params": {...}}'),
     (lambda d: d["vms"][0].update(features=[{"name": "docker", "parms": {}}]),
      "features[0].parms: is not a known field (did you mean 'params'?)"),
-    (lambda d: d["vms"][0].update(features=[{"name": "docker", "params": {"x": 1.5}}]),
-     "features[0].params.x: must be a string (text in double quotes), a whole number or true or false, "
-     "not the number 1.5"),
+    (lambda d: d["vms"][0].update(features=[{"name": "docker", "params": {"user": 1.5}}]),
+     "features[0]: feature 'docker' parameter 'user': must be a string, not a number with a decimal point"),
     (lambda d: d["zfs"][0].update(properties={}), "zfs[0]: properties: must have at least 1 entry"),
     (lambda d: d["images"]["ubuntu-24.04"].pop("url"), "images.ubuntu-24.04: url: is required"),
     (lambda d: d["images"]["ubuntu-24.04"].update(checksum="crc:00"),
@@ -460,3 +459,40 @@ def test_cli_validate_unreadable_exit_2(tmp_path):
         result = run_cli("validate", str(path))
         assert result.returncode == 2, result
         assert "Traceback" not in result.stderr and result.stderr.startswith("error: ")
+
+
+AK_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINE+UEg8YNDlya0Dx3jsOlscJwK+HjcL5Gj7S0KwlVoN"
+
+
+def test_authorized_keys_takes_a_json_list_or_one_string_alike(doc):
+    """docs/ssh.md writes `keys` as a list; the one-string form keeps working, and both give the
+    script the same lines (so switching forms changes nothing on the VM)."""
+    lines = [f"{AK_KEY} a", f'from="10.0.0.0/8",no-pty {AK_KEY} b']
+    doc["vms"][0]["features"] = [{"name": "authorized-keys", "params": {"keys": lines}}]
+    as_list = build_config(doc).vm(8001).features[0]
+    doc["vms"][0]["features"] = [{"name": "authorized-keys", "params": {"keys": "\n".join(lines)}}]
+    assert build_config(doc).vm(8001).features[0] == as_list
+    assert as_list.params == {"keys": "\n".join(lines)}
+
+
+@pytest.mark.parametrize("keys, expected", [
+    ({"a": 1}, "parameter 'keys': must be a string or a list of strings, not an object"),
+    ([AK_KEY, 7], "parameter 'keys': every list item must be a string, not int"),
+    (None, "parameter 'keys': must be a string or a list of strings, not null"),
+    ([f"{AK_KEY[:40]} cut"], "parameter 'keys': line 1: the ssh-ed25519 key data is cut short"),
+])
+def test_a_bad_keys_value_does_not_hide_the_entrys_other_problems(doc, keys, expected):
+    doc["vms"][0]["features"] = [{"name": "authorized-keys",
+                                  "params": {"keys": keys, "user": "Bad User", "colour": "blue"}}]
+    found = problems(doc)
+    assert len(found) == 3, found
+    assert any(expected in p for p in found), found
+    assert any("unknown parameter 'colour'" in p for p in found)
+    assert any("parameter 'user': 'Bad User' does not match" in p for p in found)
+    assert all(p.startswith("vms[0] (vmid 8001, phoenix-docker-01): features[0]: ") for p in found)
+    assert not any("missing required parameter" in p for p in found)
+
+
+def test_a_list_where_one_string_belongs_is_named(doc):
+    doc["vms"][0]["features"] = [{"name": "docker", "params": {"user": ["a", "b"]}}]
+    assert only_problem(doc).endswith("feature 'docker' parameter 'user': must be a string, not a list")

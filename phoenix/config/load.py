@@ -453,14 +453,24 @@ class _Checker:
 
     def features(self, where: str, raw: list[Any]) -> tuple[FeatureRef, ...]:
         # The feature catalog knows each script and its parameters.
-        from phoenix.features.catalog import check_feature
+        from phoenix.features.catalog import check_feature, config_value
 
         refs = []
         for i, item in enumerate(raw):
-            name, params = (item, {}) if isinstance(item, str) else (item["name"], item.get("params", {}))
-            params = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in params.items()}
+            name, given = (item, {}) if isinstance(item, str) else (item["name"], item.get("params", {}))
+            params: dict[str, str] = {}
+            unusable: set[str] = set()
+            for key, value in given.items():
+                text, problem = config_value(name, key, value)
+                if problem:
+                    self.add(where, f"features[{i}]", problem)
+                    unusable.add(key)
+                elif text is not None:
+                    params[key] = text
             for message in check_feature(name, params):
-                self.add(where, f"features[{i}]", message)
+                # "missing required parameter 'keys'" only follows from a value already reported
+                if not any(f"missing required parameter {key!r}" in message for key in unusable):
+                    self.add(where, f"features[{i}]", message)
             refs.append(FeatureRef(name=name, params=params))
         names = [r.name for r in refs]
         for name in sorted({n for n in names if names.count(n) > 1}):

@@ -28,6 +28,8 @@ class ParamSpec:
     secret: bool = False
     # An extra check returning problems (for values a regex cannot describe).
     validate: Callable[[str], list[str]] | None = field(default=None, compare=False, repr=False)
+    # The config may give a JSON list of strings, joined one per line (e.g. `keys`).
+    list_joined: bool = False
 
     def problems(self, feature: str, name: str, value: str) -> list[str]:
         where = f"feature {feature!r} parameter {name!r}"
@@ -138,12 +140,37 @@ FEATURES: dict[str, FeatureSpec] = {
         script="authorized_keys.sh",
         delete_script="authorized_keys_delete.sh",
         params={
-            "keys": ParamSpec("public key lines, one per line", validate=_public_keys_problems),
+            "keys": ParamSpec("public key lines: a JSON list of lines, or one string with one per line",
+                              validate=_public_keys_problems, list_joined=True),
             "user": ParamSpec("whose authorized_keys; empty: the SSH login user",
                               default="", pattern=rf"|{_USERNAME}"),
         },
     ),
 }
+
+
+def config_value(feature: str, name: str, value: object) -> tuple[str | None, str | None]:
+    """A parameter's value from the JSON config as the string the script gets -> (value, problem).
+    true/false and whole numbers become their text; a list of strings is accepted where the
+    parameter says so (joined one per line); anything else is a problem about this parameter
+    only, so the entry's other parameters are still checked."""
+    where = f"feature {feature!r} parameter {name!r}"
+    spec = FEATURES[feature].params.get(name) if feature in FEATURES else None
+    if feature in FEATURES and spec is None:
+        return "", None  # check_feature names the unknown parameter: that is the problem
+    if isinstance(value, bool):
+        return str(value).lower(), None
+    if isinstance(value, (str, int)):
+        return str(value), None
+    if isinstance(value, list) and spec is not None and spec.list_joined:
+        if all(isinstance(item, str) for item in value):
+            return "\n".join(value), None
+        bad = next(type(item).__name__ for item in value if not isinstance(item, str))
+        return None, f"{where}: every list item must be a string, not {bad}"
+    kind = {list: "a list", dict: "an object", float: "a number with a decimal point",
+            type(None): "null"}.get(type(value), type(value).__name__)
+    takes = "a string or a list of strings" if spec is not None and spec.list_joined else "a string"
+    return None, f"{where}: must be {takes}, not {kind}"
 
 
 def check_feature(name: str, params: Mapping[str, str]) -> list[str]:
