@@ -496,3 +496,28 @@ def test_a_bad_keys_value_does_not_hide_the_entrys_other_problems(doc, keys, exp
 def test_a_list_where_one_string_belongs_is_named(doc):
     doc["vms"][0]["features"] = [{"name": "docker", "params": {"user": ["a", "b"]}}]
     assert only_problem(doc).endswith("feature 'docker' parameter 'user': must be a string, not a list")
+
+
+def test_an_image_without_checksum_is_refused_naming_both_choices(doc):
+    del doc["images"]["ubuntu-24.04"]["checksum"]
+    message = only_problem(doc)
+    assert message.startswith("images.ubuntu-24.04: checksum: is required: \"sha256:<digest>\"")
+    assert '"unverified" to download it without verification' in message
+
+
+def test_an_unverified_image_is_valid_and_validate_says_so_every_time(doc, tmp_path):
+    doc["images"]["ubuntu-24.04"]["checksum"] = "unverified"
+    image = build_config(doc).images["ubuntu-24.04"]
+    assert (image.checksum_algorithm, image.checksum) == (None, None)  # nothing for PVE to check
+    path = tmp_path / "vms.json"
+    path.write_text(json.dumps(doc))
+    result = run_cli("validate", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        'warning: images.ubuntu-24.04: "checksum": "unverified": the node downloads '
+        "https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img without verifying "
+        "it (give sha256:<digest> from its SHA256SUMS)"]
+    doc["images"]["ubuntu-24.04"]["checksum"] = "sha256:" + "ab" * 32
+    path.write_text(json.dumps(doc))
+    verified = run_cli("validate", str(path))
+    assert verified.returncode == 0 and verified.stderr == ""

@@ -33,6 +33,10 @@ from phoenix.config.model import (
 from phoenix.config.ssh_keys import FIX_PLACEHOLDER, is_placeholder
 
 SCHEMA_PATH = Path(__file__).with_name("phoenix_vm_configs.schema.json")
+# An image the node downloads unverified is an explicit choice, never a silent default.
+UNVERIFIED = "unverified"
+CHECKSUM_REQUIRED = ('is required: "sha256:<digest>" from the image\'s SHA256SUMS (the node verifies the '
+                     f'download), or "{UNVERIFIED}" to download it without verification')
 
 # Used where neither the VM nor `defaults` sets a field.
 BUILTIN_DEFAULTS: dict[str, Any] = {
@@ -299,6 +303,8 @@ class _Checker:
             if not isinstance(img, dict) or not isinstance(img.get("url"), str):
                 continue  # schema already reported it
             algorithm = digest = None
+            if "checksum" not in img:
+                self.add(f"images.{name}", "checksum", CHECKSUM_REQUIRED)
             if isinstance(img.get("checksum"), str) and ":" in img["checksum"]:
                 algorithm, digest = img["checksum"].split(":", 1)
                 expected = _DIGEST_LENGTH.get(algorithm)

@@ -44,6 +44,7 @@ def sample_document(count: int, *, first_vmid: int = 10000, template: int = 9000
             "debian-12": {
                 "url": "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2",
                 "file_name": "debian-12-genericcloud-amd64.img",
+                "checksum": "unverified",  # a "latest" URL has no fixed digest
             }
         },
         "zfs": [{"node": "pve", "dataset": "rpool/data", "properties": {"compression": "lz4"}}],
