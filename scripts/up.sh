@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job: set up the virtualenv, check the stack and VM config offline, then `pulumi up`.
+# The main job: set up the virtualenv, check the VM config offline, check the Pulumi CLI and the
+# stack config, then `pulumi up`.
 #   scripts/up.sh [pulumi up options...]     e.g. scripts/up.sh --yes
 # Stack: $PHOENIX_STACK (default dev). Backend: the one you are logged in to, else
 # $PULUMI_BACKEND_URL, else the local backend (~/.pulumi). What is missing is named with the
@@ -9,19 +10,6 @@ cd "$(dirname "$0")/.."
 STACK=${PHOENIX_STACK:-dev}
 
 say() { echo "up: $*" >&2; }
-
-if ! command -v pulumi >/dev/null 2>&1; then
-  say "the Pulumi CLI is not installed: https://www.pulumi.com/docs/install/ (then run this again)"
-  exit 1
-fi
-# replaceWith (readiness and features follow a rebuilt VM) needs CLI 3.207.0 or later.
-cli=$(pulumi version 2>/dev/null | sed 's/^v//')
-if ! [[ "$cli" =~ ^[0-9]+\.[0-9]+\.[0-9]+ ]] \
-    || [ "$(printf '%s\n3.207.0\n' "$cli" | sort -V | head -n1)" != "3.207.0" ]; then
-  say "Pulumi CLI ${cli:-(unknown version)} is too old: 3.207.0 or later is needed (replaceWith);"
-  say "see README, Prerequisites: https://www.pulumi.com/docs/install/"
-  exit 1
-fi
 
 # The virtualenv Pulumi runs the program in (Pulumi.yaml: virtualenv .venv). pip runs only when
 # requirements.txt changed since the last install, so a repeated `up` is quiet and fast.
@@ -36,6 +24,33 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
   echo "$want" > "$stamp"
 fi
+
+# The VM config first, offline (no Pulumi, no Proxmox): a newcomer sees what to fix in the file
+# (e.g. the example's key placeholder) before installing or setting up anything else. The file
+# is the stack's vmConfigFile when Pulumi.<stack>.yaml names one; `init --check` below checks
+# the same file again with the rest of the stack config.
+vm_file=$(sed -n 's/^ *phoenix-hypervisor:vmConfigFile: *//p' "Pulumi.$STACK.yaml" 2>/dev/null \
+  | tr -d "\"'" | head -n1 || true)
+vm_file=${vm_file:-phoenix_vm_configs.json}
+if ! .venv/bin/python -m phoenix validate "$vm_file" >/dev/null; then
+  say "fix $vm_file as the lines above say, then run this again."
+  exit 1
+fi
+
+if ! command -v pulumi >/dev/null 2>&1; then
+  say "the Pulumi CLI is not installed: version 3.207.0 or later is needed (README, Prerequisites):"
+  say "https://www.pulumi.com/docs/install/ (then run this again)"
+  exit 1
+fi
+# replaceWith (readiness and features follow a rebuilt VM) needs CLI 3.207.0 or later.
+cli=$(pulumi version 2>/dev/null | sed 's/^v//')
+if ! [[ "$cli" =~ ^[0-9]+\.[0-9]+\.[0-9]+ ]] \
+    || [ "$(printf '%s\n3.207.0\n' "$cli" | sort -V | head -n1)" != "3.207.0" ]; then
+  say "Pulumi CLI ${cli:-(unknown version)} is too old: 3.207.0 or later is needed (replaceWith);"
+  say "see README, Prerequisites: https://www.pulumi.com/docs/install/"
+  exit 1
+fi
+
 
 # Backend: keep the one in use; else $PULUMI_BACKEND_URL; else the local backend.
 if ! pulumi whoami >/dev/null 2>&1; then

@@ -73,10 +73,32 @@ def ran_up(pulumi: StandinPulumi) -> bool:
     return any(call[:1] == ["up"] for call in pulumi.calls)
 
 
-def test_without_pulumi_cli_says_where_to_get_it(project):
+def test_without_pulumi_cli_says_where_to_get_it_and_the_minimum_version(project):
     done = up(project, None)
     assert done.returncode == 1
-    assert "the Pulumi CLI is not installed: https://www.pulumi.com/docs/install/" in done.stderr
+    assert "the Pulumi CLI is not installed: version 3.207.0 or later is needed" in done.stderr
+    assert "https://www.pulumi.com/docs/install/" in done.stderr
+
+
+def test_config_problems_come_first_even_without_pulumi(project):
+    """A newcomer sees what to fix in the VM config before installing anything: the offline
+    check runs before the Pulumi CLI is looked for."""
+    shutil.copy(ROOT / "phoenix_vm_configs.json", project / "phoenix_vm_configs.json")
+    done = up(project, None)
+    assert done.returncode == 1
+    assert "user.ssh_authorized_keys[0]: still the example's placeholder" in done.stderr
+    assert "phoenix init --admin-key ~/.ssh/id_ed25519.pub" in done.stderr
+    assert "up: fix phoenix_vm_configs.json as the lines above say" in done.stderr
+    assert "Pulumi CLI" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_stacks_vm_config_file_is_the_one_checked_first(project, tmp_path, pulumi_private_key):
+    (project / "mine.json").write_text("{not json")
+    stack_file = project / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text().replace("vmConfigFile: phoenix_vm_configs.json",
+                                                         "vmConfigFile: mine.json"))
+    done = up(project, None)
+    assert done.returncode == 1 and "mine.json" in done.stderr and "Pulumi CLI" not in done.stderr
 
 
 @pytest.mark.parametrize("version", ["v3.206.0", "v3.99.1", "garbage"])
@@ -136,7 +158,7 @@ def test_the_shipped_example_key_placeholder_stops_before_pulumi_up(project, tmp
     done = up(project, pulumi, PULUMI_CONFIG_PASSPHRASE="pw")
     assert done.returncode == 1 and not ran_up(pulumi)
     assert "user.ssh_authorized_keys[0]: still the example's placeholder" in done.stderr
-    assert "fix: .venv/bin/python -m phoenix init --admin-key ~/.ssh/id_ed25519.pub" in done.stderr
+    assert "(.venv/bin/python -m phoenix init --admin-key ~/.ssh/id_ed25519.pub)" in done.stderr
 
 
 def test_empty_host_keys_beside_zfs_is_named_before_pulumi_up(project, tmp_path, pulumi_private_key):
@@ -247,6 +269,10 @@ def test_readme_sequence_reaches_pulumi_up(project, tmp_path, fakepve, fakepve_c
                       "REQUESTS_CA_BUNDLE": fakepve_cafile})
     servers = running_sshd(["root"])
     sshd = next(servers)
+    # the node's ZFS (doctor reads the example's dataset): the zfs stand-in, tests/ssh_standin_zfs.py
+    shutil.copy(Path(__file__).with_name("ssh_standin_zfs.py"), sshd.standin_bin / "zfs")
+    (sshd.standin_bin / "zfs").chmod(0o755)
+    (sshd.standin_bin / "zfs-state.json").write_text(json.dumps({"quickOS": {}, "quickOS/vm-disks": {}}))
     try:
         fingerprint = parse_pinned_keys([sshd.host_key_line])[0].fingerprint
         for command in commands:
