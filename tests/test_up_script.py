@@ -253,7 +253,9 @@ def test_readme_sequence_reaches_pulumi_up(project, tmp_path, fakepve, fakepve_c
     """Each command of the README, in order, against the stand-in Pulumi CLI, fakepve as the
     cluster and a real sshd as the node. Substituted, and only these: the endpoint (fakepve's
     URL), the node's address (the sshd's, with the fingerprint a user confirms at the prompt as
-    --host-key-fingerprint) and the virtualenv creation (the project copy has its .venv)."""
+    --host-key-fingerprint) and the virtualenv creation (the project copy has its .venv). The
+    user's own key pair (~/.ssh/id_ed25519) exists, and the config file is the one shipped, with
+    its key placeholder, which the README's `init --admin-key` replaces."""
     from fakepve_cluster import ready_cluster
     from ssh_fixtures import running_sshd
 
@@ -265,6 +267,9 @@ def test_readme_sequence_reaches_pulumi_up(project, tmp_path, fakepve, fakepve_c
     pulumi = StandinPulumi.create(tmp_path, url=None, stacks=())
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "me@laptop", "-f",
+                    str(home / ".ssh" / "id_ed25519")], check=True)
+    shutil.copy(ROOT / "phoenix_vm_configs.json", project / "phoenix_vm_configs.json")
     env = pulumi.env({"PATH": "/usr/bin:/bin", "HOME": str(home), "PROXMOX_VE_API_TOKEN": token,
                       "REQUESTS_CA_BUNDLE": fakepve_cafile})
     servers = running_sshd(["root"])
@@ -292,6 +297,9 @@ def test_readme_sequence_reaches_pulumi_up(project, tmp_path, fakepve, fakepve_c
     finally:
         next(servers, None)
     assert ["up", "--stack", "dev"] in pulumi.calls
+    mine = (home / ".ssh" / "id_ed25519.pub").read_text().strip()
+    assert json.loads((project / "phoenix_vm_configs.json").read_text())["defaults"]["user"][
+        "ssh_authorized_keys"] == [mine]
     assert pulumi.config["phoenix-hypervisor:nodes"]["pve"]["hostKeys"] == [
         " ".join(sshd.host_key_line.split()[:2])]
 
