@@ -31,6 +31,7 @@ from phoenix.config.model import (
     ZfsPropertyConfig,
 )
 from phoenix.config.ssh_keys import FIX_PLACEHOLDER, is_placeholder
+from phoenix.config.zfs_rules import check_zfs_property, zfs_resource_name
 
 SCHEMA_PATH = Path(__file__).with_name("phoenix_vm_configs.schema.json")
 # An image the node downloads unverified is an explicit choice, never a silent default.
@@ -549,8 +550,6 @@ class _Checker:
                          f"{copies[vm['vmid']]}")
 
     def zfs(self, raw: list[Any]) -> list[ZfsPropertyConfig]:
-        from phoenix.zfs import check_zfs_property, zfs_resource_name  # the ZFS resource's rules
-
         out = []
         # Pulumi resource name -> (entry label, node, dataset, property) of its first setting
         names: dict[str, tuple[str, str, str, str]] = {}
