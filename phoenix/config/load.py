@@ -20,6 +20,7 @@ from phoenix.config import rules, schema_messages, strict_json
 from phoenix.config import templates as template_rules
 from phoenix.config.clone_rules import DEFAULT_CLONE_MODE, clone_mode_problems
 from phoenix.config.errors import ConfigError, ConfigFileError, Problem
+from phoenix.config.feature_rules import check_feature, config_value
 from phoenix.config.model import (
     Config,
     FeatureRef,
@@ -459,9 +460,6 @@ class _Checker:
         )
 
     def features(self, where: str, raw: list[Any]) -> tuple[FeatureRef, ...]:
-        # The feature catalog knows each script and its parameters.
-        from phoenix.features.catalog import check_feature, config_value
-
         refs = []
         for i, item in enumerate(raw):
             name, given = (item, {}) if isinstance(item, str) else (item["name"], item.get("params", {}))

@@ -1,4 +1,5 @@
-"""The feature catalog: which scripts exist, which parameters each takes, and checks on them.
+"""The feature catalog: which scripts exist, paired with the parameters each takes (declared,
+with their defaults and checks, in phoenix/config/feature_rules.py).
 
 A feature is a bash script shipped in this package plus declared parameters with defaults.
 Parameters reach the script as environment variables `PHOENIX_<NAME>` (upper-cased); secret
@@ -9,42 +10,15 @@ The provider always sets `PHOENIX_SSH_USER` (the login user) for scripts that de
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 
-from phoenix.config.ssh_keys import public_key_problem
+# The parameters and their checks are config-layer rules; re-exported for the catalog's users
+# (and so a pickled ParamSpec reference by this module's name still resolves).
+from phoenix.config.feature_rules import FEATURE_PARAMS, ParamSpec, check_feature, config_value
 
-_USERNAME = r"[a-z_][a-z0-9_-]{0,31}"
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    description: str
-    default: str | None = None  # None: the parameter is required
-    pattern: str = r".*"  # the whole value must match
-    choices: tuple[str, ...] = ()
-    secret: bool = False
-    # An extra check returning problems (for values a regex cannot describe).
-    validate: Callable[[str], list[str]] | None = field(default=None, compare=False, repr=False)
-    # The config may give a JSON list of strings, joined one per line (e.g. `keys`).
-    list_joined: bool = False
-
-    def problems(self, feature: str, name: str, value: str) -> list[str]:
-        where = f"feature {feature!r} parameter {name!r}"
-        if not isinstance(value, str):
-            return [f"{where}: expected a string, got {type(value).__name__}"]
-        shown = "(secret)" if self.secret else repr(value)
-        if "\0" in value:
-            return [f"{where}: NUL characters are not allowed"]
-        if self.choices and value not in self.choices:
-            return [f"{where}: {shown} is not one of {', '.join(self.choices)}"]
-        if not re.fullmatch(self.pattern, value, flags=re.DOTALL):
-            return [f"{where}: {shown} does not match {self.pattern}"]
-        if self.validate is not None:
-            return [f"{where}: {p}" for p in self.validate(value)]
-        return []
+__all__ = ["FEATURES", "FeatureError", "FeatureSpec", "ParamSpec", "check_feature", "config_value", "env_name"]
 
 
 @dataclass(frozen=True)
@@ -105,32 +79,13 @@ def _read(filename: str) -> str:
     return resources.files("phoenix.features").joinpath(filename).read_text(encoding="utf-8")
 
 
-def _public_keys_problems(value: str) -> list[str]:
-    """Each line a public key line as sshd reads it, options allowed (phoenix/config/ssh_keys.py):
-    the script writes them into authorized_keys as they are."""
-    if "\r" in value:
-        return ["carriage returns are not allowed (one key per line, LF line ends)"]
-    lines = [line.strip() for line in value.split("\n") if line.strip()]
-    if not lines:
-        return ["at least one public key line is required"]
-    return [f"line {i}: {problem}" for i, line in enumerate(lines, start=1)
-            if (problem := public_key_problem(line)) is not None]
-
-
 FEATURES: dict[str, FeatureSpec] = {
     "docker": FeatureSpec(
         name="docker",
         description="Docker Engine from the distribution's docker.io package; the user joins "
                     "the docker group. Idempotent: a second run changes nothing.",
         script="docker.sh",
-        params={
-            "user": ParamSpec(
-                "account added to the docker group; empty: the SSH login user; '-': nobody",
-                default="", pattern=rf"|-|{_USERNAME}\$?"),
-            "package": ParamSpec(
-                "the distribution package to install when `docker` is missing",
-                default="docker.io", choices=("docker.io",)),
-        },
+        params=FEATURE_PARAMS["docker"],
     ),
     "authorized-keys": FeatureSpec(
         name="authorized-keys",
@@ -139,57 +94,6 @@ FEATURES: dict[str, FeatureSpec] = {
                     "rotate admin keys without rebuilding the VM.",
         script="authorized_keys.sh",
         delete_script="authorized_keys_delete.sh",
-        params={
-            "keys": ParamSpec("public key lines: a JSON list of lines, or one string with one per line",
-                              validate=_public_keys_problems, list_joined=True),
-            "user": ParamSpec("whose authorized_keys; empty: the SSH login user",
-                              default="", pattern=rf"|{_USERNAME}"),
-        },
+        params=FEATURE_PARAMS["authorized-keys"],
     ),
 }
-
-
-def config_value(feature: str, name: str, value: object) -> tuple[str | None, str | None]:
-    """A parameter's value from the JSON config as the string the script gets -> (value, problem).
-    true/false and whole numbers become their text; a list of strings is accepted where the
-    parameter says so (joined one per line); anything else is a problem about this parameter
-    only, so the entry's other parameters are still checked."""
-    where = f"feature {feature!r} parameter {name!r}"
-    spec = FEATURES[feature].params.get(name) if feature in FEATURES else None
-    if feature in FEATURES and spec is None:
-        return "", None  # check_feature names the unknown parameter: that is the problem
-    if isinstance(value, bool):
-        return str(value).lower(), None
-    if isinstance(value, (str, int)):
-        return str(value), None
-    if isinstance(value, list) and spec is not None and spec.list_joined:
-        if all(isinstance(item, str) for item in value):
-            return "\n".join(value), None
-        bad = next(type(item).__name__ for item in value if not isinstance(item, str))
-        return None, f"{where}: every list item must be a string, not {bad}"
-    kind = {list: "a list", dict: "an object", float: "a number with a decimal point",
-            type(None): "null"}.get(type(value), type(value).__name__)
-    takes = "a string or a list of strings" if spec is not None and spec.list_joined else "a string"
-    return None, f"{where}: must be {takes}, not {kind}"
-
-
-def check_feature(name: str, params: Mapping[str, str]) -> list[str]:
-    """Problems with a VM's feature reference (unknown feature, unknown/missing params, bad
-    values); empty when it is usable. For the config validator."""
-    spec = FEATURES.get(name)
-    if spec is None:
-        known = ", ".join(sorted(FEATURES))
-        return [f"unknown feature {name!r} (known: {known})"]
-    if not isinstance(params, Mapping):
-        return [f"feature {name!r}: params must be an object of strings"]
-    problems: list[str] = []
-    for key in params:
-        if key not in spec.params:
-            known = ", ".join(sorted(spec.params)) or "none"
-            problems.append(f"feature {name!r}: unknown parameter {key!r} (known: {known})")
-    for key, param in spec.params.items():
-        if key in params:
-            problems.extend(param.problems(name, key, params[key]))
-        elif param.default is None:
-            problems.append(f"feature {name!r}: missing required parameter {key!r}")
-    return problems
