@@ -292,7 +292,8 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         for problem in problems:
             fail(problem, EXIT_FAILED)
-        print("nothing was written.", file=sys.stderr)
+        # The outcome, on stdout: stderr holds only the `error:` lines (docs/cli.md "Messages").
+        print("nothing was written.")
         return EXIT_FAILED
     try:
         done = write_config_file(args, answers)
