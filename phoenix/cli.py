@@ -52,6 +52,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     print(f"{args.file}: OK, {len(config.vms)} VM(s)")
+    for image in config.images.values():
+        if image.checksum is None:  # the explicit opt-out: said at every check, never silent
+            print(f'warning: images.{image.name}: "checksum": "unverified": the node downloads '
+                  f"{image.url} without verifying it (give sha256:<digest> from its SHA256SUMS)",
+                  file=sys.stderr)
     return EXIT_OK
 
 

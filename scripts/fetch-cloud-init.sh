@@ -4,12 +4,16 @@
 #   scripts/fetch-cloud-init.sh [SUITE] [DEST]
 # DEST (default ${PHOENIX_CACHE_DIR:-~/.cache/phoenix}/cloud-init/SUITE) gets root/ (the unpacked
 # package, run with the host's python3 and its cloud-init dependencies) and VERSION.
-# A private apt directory (its own sources.list and lists), so the host's apt state is not read
-# or changed; no root needed. Safe to run again: does nothing when DEST is complete.
+# A private apt directory (its own sources.list and lists), so the host's apt state is not
+# changed; no root needed. Safe to run again: does nothing when DEST is complete.
 set -euo pipefail
 SUITE=${1:-trixie}
 DEST=${2:-${PHOENIX_CACHE_DIR:-$HOME/.cache/phoenix}/cloud-init/$SUITE}
-MIRROR=${PHOENIX_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The mirror: $PHOENIX_DEBIAN_MIRROR, else the one this machine's apt uses (a local mirror or an
+# apt proxy), else deb.debian.org (phoenix/localboot/apt_mirror.py reads /etc/apt).
+MIRROR=${PHOENIX_DEBIAN_MIRROR:-$(python3 "$(dirname "$0")/../phoenix/localboot/apt_mirror.py" 2>/dev/null \
+  || echo http://deb.debian.org/debian)}
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
 if [ -f "$DEST/VERSION" ] && [ -d "$DEST/root/usr/lib/python3/dist-packages/cloudinit" ]; then
   exit 0
@@ -18,9 +22,14 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/phoenix-cloud-init-$SUITE.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/etc/apt/sources.list.d" "$work/etc/apt/preferences.d" \
   "$work/var/lib/apt/lists/partial" "$work/var/cache/apt/archives/partial"
-# The Release files are not verified against a keyring here: the host's keyring may predate
-# SUITE. The package is only unpacked for its schema, never installed or run as root.
-echo "deb [trusted=yes] $MIRROR $SUITE main" >"$work/etc/apt/sources.list"
+# The suite's Release file must be signed by Debian's archive keys (the test suite later runs
+# this cloud-init's code): apt verifies it and every package's checksum against it. An
+# outdated keyring (one that predates SUITE) fails here rather than trusting anything.
+if [ ! -f "$KEYRING" ]; then
+  echo "fetch-cloud-init: $KEYRING is missing: apt-get install debian-archive-keyring" >&2
+  exit 1
+fi
+echo "deb [signed-by=$KEYRING] $MIRROR $SUITE main" >"$work/etc/apt/sources.list"
 opts=(-q -o "Dir=$work" -o Dir::State::status=/dev/null -o Acquire::Languages=none
       -o APT::Architecture=amd64 -o Debug::NoLocking=1 -o Acquire::Retries=3
       -o APT::Sandbox::User=root)

@@ -13,6 +13,7 @@ APT_FAST=(
   openssh-client        # ssh-keygen for the sshd fixture; the OpenSSH baseline in benchmarks/bench_ssh.py
   sudo                  # the SSH layer's sudo path (tests/test_ssh_remote.py)
   python3-venv          # the virtualenvs (.venv, the packaging test's)
+  debian-archive-keyring  # verifies the mirror's Release files (fetch-cloud-init.sh, debootstrap)
 )
 # The real-boot suite only (`pytest -m realboot`): real qemu guests and their images.
 APT_REALBOOT=(

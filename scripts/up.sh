@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: set up the virtualenv, check the stack and VM config offline, then
-# `python -m phoenix up`: `pulumi preview`, the rebuild guard, `pulumi up --plan` (docs/lifecycle.md).
+# The main job: set up the virtualenv, check the VM config offline, check the Pulumi CLI and the
+# stack config, then `python -m phoenix up`: `pulumi preview`, the rebuild guard, `pulumi up
+# --plan` (docs/lifecycle.md).
 #   scripts/up.sh [--rebuild VMID] [--delete VMID] [pulumi up options...]     e.g. scripts/up.sh --yes
 # Stack: $PHOENIX_STACK (default dev). Backend: the one you are logged in to, else
 # $PULUMI_BACKEND_URL, else the local backend (~/.pulumi). What is missing is named with the
@@ -10,20 +11,6 @@ cd "$(dirname "$0")/.."
 STACK=${PHOENIX_STACK:-dev}
 
 say() { echo "up: $*" >&2; }
-
-if ! command -v pulumi >/dev/null 2>&1; then
-  say "the Pulumi CLI is not installed: https://www.pulumi.com/docs/install/ (then run this again)"
-  exit 1
-fi
-# The oldest supported CLI: the one number in phoenix/pulumi_version.py (why it is that one: there).
-min=$(sed -n 's/^MIN_PULUMI_CLI = "\(.*\)"$/\1/p' phoenix/pulumi_version.py)
-cli=$(pulumi version 2>/dev/null | sed 's/^v//')
-if ! [[ "$cli" =~ ^[0-9]+\.[0-9]+\.[0-9]+ ]] \
-    || [ "$(printf '%s\n%s\n' "$cli" "$min" | sort -V | head -n1)" != "$min" ]; then
-  say "Pulumi CLI ${cli:-(unknown version)} is too old: $min or later is needed (replaceWith);"
-  say "see README, Prerequisites: https://www.pulumi.com/docs/install/"
-  exit 1
-fi
 
 # The virtualenv Pulumi runs the program in (Pulumi.yaml: virtualenv .venv). pip runs only when
 # requirements.txt changed since the last install, so a repeated `up` is quiet and fast.
@@ -37,6 +24,33 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   say "installing requirements.txt into .venv"
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
   echo "$want" > "$stamp"
+fi
+
+# The VM config first, offline (no Pulumi, no Proxmox): a newcomer sees what to fix in the file
+# (e.g. the example's key placeholder) before installing or setting up anything else. The file
+# is the stack's vmConfigFile when Pulumi.<stack>.yaml names one; `init --check` below checks
+# the same file again with the rest of the stack config.
+vm_file=$(sed -n 's/^ *phoenix-hypervisor:vmConfigFile: *//p' "Pulumi.$STACK.yaml" 2>/dev/null \
+  | tr -d "\"'" | head -n1 || true)
+vm_file=${vm_file:-phoenix_vm_configs.json}
+if ! .venv/bin/python -m phoenix validate "$vm_file" >/dev/null; then
+  say "fix $vm_file as the lines above say, then run this again."
+  exit 1
+fi
+
+# The oldest supported CLI: the one number in phoenix/pulumi_version.py (why it is that one: there).
+min=$(sed -n 's/^MIN_PULUMI_CLI = "\(.*\)"$/\1/p' phoenix/pulumi_version.py)
+if ! command -v pulumi >/dev/null 2>&1; then
+  say "the Pulumi CLI is not installed: version $min or later is needed (README, Prerequisites):"
+  say "https://www.pulumi.com/docs/install/ (then run this again)"
+  exit 1
+fi
+cli=$(pulumi version 2>/dev/null | sed 's/^v//')
+if ! [[ "$cli" =~ ^[0-9]+\.[0-9]+\.[0-9]+ ]] \
+    || [ "$(printf '%s\n%s\n' "$cli" "$min" | sort -V | head -n1)" != "$min" ]; then
+  say "Pulumi CLI ${cli:-(unknown version)} is too old: $min or later is needed (replaceWith);"
+  say "see README, Prerequisites: https://www.pulumi.com/docs/install/"
+  exit 1
 fi
 
 # Backend: keep the one in use; else $PULUMI_BACKEND_URL; else the local backend.

@@ -156,8 +156,14 @@ def fresh_mocks(mocks: pulumi.runtime.Mocks, monitor: RecordingMonitor, *, stack
     pulumi.runtime.set_mocks(mocks, project="phoenix-hypervisor", stack=stack, preview=preview, monitor=monitor)
 
 
+# The deployable example (conftest.py example_config_path sets it for the session): the shipped
+# file has a key placeholder that the program refuses.
+EXAMPLE_CONFIG_FILE: str | None = None
+
+
 def stack_config(private_key: str, **extra: str) -> tuple[dict[str, str], list[str]]:
     config = {
+        **({"phoenix-hypervisor:vmConfigFile": EXAMPLE_CONFIG_FILE} if EXAMPLE_CONFIG_FILE else {}),
         "proxmoxve:endpoint": "https://pve.example.test:8006/",
         "proxmoxve:apiToken": "root@pam!phoenix=00000000-1111-2222-3333-444444444444",
         "proxmoxve:insecure": "true",

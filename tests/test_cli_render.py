@@ -7,13 +7,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from phoenix.cloudinit import render_seed
 from phoenix.config import SCHEMA_PATH, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = str(ROOT / "phoenix_vm_configs.json")
+EXAMPLE = ""  # the deployable example (conftest example_config_path), set per test
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC3yqQUgijZbO8zW4N+/9STP1+YVY4y8HaMpnZPHOVFm ops@ci"
 
+
+
+@pytest.fixture(autouse=True)
+def _example_file(example_config_path):
+    global EXAMPLE  # noqa: PLW0603 - the module's tests read it as a constant
+    EXAMPLE = str(example_config_path)
 
 def phoenix(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "phoenix", *args], capture_output=True, text=True,

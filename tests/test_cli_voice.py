@@ -15,9 +15,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = str(ROOT / "phoenix_vm_configs.json")
+EXAMPLE = ""  # the deployable example (conftest example_config_path), set per test
 PASSPHRASE = "correct horse battery staple"
 
+
+
+@pytest.fixture(autouse=True)
+def _example_file(example_config_path):
+    global EXAMPLE  # noqa: PLW0603 - the module's tests read it as a constant
+    EXAMPLE = str(example_config_path)
 
 def phoenix(*args: str, env: dict[str, str] | None = None, stdin: str | None = None,
             timeout: float = 60) -> subprocess.CompletedProcess:

@@ -34,8 +34,8 @@ EXTRA_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC3yqQUgijZbO8zW4N+/9STP1+YVY4y
 
 
 @pytest.fixture(scope="module")
-def example():
-    return load_config("phoenix_vm_configs.json")
+def example(example_config_path):
+    return load_config(example_config_path)
 
 
 def test_user_data_content(example):
@@ -71,11 +71,11 @@ def test_package_update_is_configurable(doc):
     assert yaml.safe_load(render_user_data(vm))["package_update"] is False
 
 
-def test_every_rendered_user_data_passes_cloud_init_schema(doc):
+def test_every_rendered_user_data_passes_cloud_init_schema(doc, example_config_path):
     doc["vms"][0].update({"timezone": "Europe/Berlin", "package_update": False, "package_upgrade": True})
     doc["vms"][1]["user"] = {"name": "ops", "sudo": False, "shell": "/bin/sh"}
     del doc["defaults"]["network_config"]["search_domain"]
-    variants = [*build_config(doc).vms, *load_config("phoenix_vm_configs.json").vms,
+    variants = [*build_config(doc).vms, *load_config(example_config_path).vms,
                 *build_config(sample_document(2)).vms]
     preinstalled = dataclasses.replace(variants[0].guest_agent, preinstalled=True)
     variants.append(dataclasses.replace(variants[0], guest_agent=preinstalled, packages=()))
@@ -268,8 +268,8 @@ def test_agent_install_script_runs_and_exits_zero_when_apt_fails(tmp_path):
     assert not policy.exists()
 
 
-def test_first_boot_hint_names_the_vm_and_what_its_agent_depends_on(doc):
-    config = load_config("phoenix_vm_configs.json")
+def test_first_boot_hint_names_the_vm_and_what_its_agent_depends_on(doc, example_config_path):
+    config = load_config(example_config_path)
     hint = first_boot_hint(config.vm(8001))
     assert "VM 8001 (phoenix-docker-01)" in hint
     assert "from its package mirror at first boot" in hint

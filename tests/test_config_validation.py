@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from phoenix.config import ConfigError, ConfigFileError, build_config, load_config
 from phoenix.config.rules import derived_mac
 from phoenix.config.sample import sample_document
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ED_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII/jV6eMjJ2/+eGwf2WIdbYUJKgQRfNihMtYdvx9RyyF"
 PRIVATE_KEY_TEXT = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----"
@@ -28,8 +31,30 @@ def only_problem(doc) -> str:
     return found[0]
 
 
-def test_example_file_is_valid():
-    config = load_config("phoenix_vm_configs.json")
+def test_the_shipped_example_is_refused_until_init_puts_the_users_key_in(tmp_path, example_admin_key):
+    """The example carries a key placeholder, not a key: as shipped it must not deploy, and the
+    message names the one command that fixes it; that command makes it valid."""
+    with pytest.raises(ConfigError) as caught:
+        load_config("phoenix_vm_configs.json")
+    assert {p.field for p in caught.value.problems} == {"user.ssh_authorized_keys[0]"}
+    assert all("phoenix init --admin-key" in str(p) for p in caught.value.problems)
+    result = run_cli("validate", "phoenix_vm_configs.json")
+    assert result.returncode == 1 and "placeholder" in result.stderr and "Traceback" not in result.stderr
+    config_file = tmp_path / "vms.json"
+    config_file.write_text((ROOT / "phoenix_vm_configs.json").read_text())
+    pub = tmp_path / "id_ed25519.pub"
+    pub.write_text(example_admin_key + "\n")
+    done = run_cli("init", "--admin-key", str(pub), "--file", str(config_file), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert load_config(config_file).vm(8001).user.ssh_authorized_keys == (example_admin_key,)
+    # everything but the key is as shipped, layout included
+    shipped = (ROOT / "phoenix_vm_configs.json").read_text().splitlines()
+    assert [line for line in config_file.read_text().splitlines() if line not in shipped] == \
+        [f'        "{example_admin_key}"']
+
+
+def test_example_file_is_valid(example_config_path):
+    config = load_config(example_config_path)
     assert [vm.vmid for vm in config.vms] == [8001, 8002]
     docker = config.vm(8001)
     # defaults fill what the VM leaves out; the VM's own values win; objects merge one level
@@ -214,9 +239,8 @@ def test_required_fields_missing(doc):
      'features[0]: expected a feature name or {"name": ..., "params": {...}}'),
     (lambda d: d["vms"][0].update(features=[{"name": "docker", "parms": {}}]),
      "features[0].parms: is not a known field (did you mean 'params'?)"),
-    (lambda d: d["vms"][0].update(features=[{"name": "docker", "params": {"x": 1.5}}]),
-     "features[0].params.x: must be a string (text in double quotes), a whole number or true or false, "
-     "not the number 1.5"),
+    (lambda d: d["vms"][0].update(features=[{"name": "docker", "params": {"user": 1.5}}]),
+     "features[0]: feature 'docker' parameter 'user': must be a string, not a number with a decimal point"),
     (lambda d: d["zfs"][0].update(properties={}), "zfs[0]: properties: must have at least 1 entry"),
     (lambda d: d["images"]["ubuntu-24.04"].pop("url"), "images.ubuntu-24.04: url: is required"),
     (lambda d: d["images"]["ubuntu-24.04"].update(checksum="crc:00"),
@@ -409,8 +433,8 @@ def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
                           check=False)
 
 
-def test_cli_validate_ok():
-    result = run_cli("validate", "phoenix_vm_configs.json")
+def test_cli_validate_ok(example_config_path):
+    result = run_cli("validate", str(example_config_path))
     assert result.returncode == 0, result.stderr
     assert "8001  phoenix-docker-01" in result.stdout and "clone 9000" in result.stdout
     assert "image ubuntu-24.04" in result.stdout and "OK, 2 VM(s)" in result.stdout
@@ -435,3 +459,65 @@ def test_cli_validate_unreadable_exit_2(tmp_path):
         result = run_cli("validate", str(path))
         assert result.returncode == 2, result
         assert "Traceback" not in result.stderr and result.stderr.startswith("error: ")
+
+
+AK_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINE+UEg8YNDlya0Dx3jsOlscJwK+HjcL5Gj7S0KwlVoN"
+
+
+def test_authorized_keys_takes_a_json_list_or_one_string_alike(doc):
+    """docs/ssh.md writes `keys` as a list; the one-string form keeps working, and both give the
+    script the same lines (so switching forms changes nothing on the VM)."""
+    lines = [f"{AK_KEY} a", f'from="10.0.0.0/8",no-pty {AK_KEY} b']
+    doc["vms"][0]["features"] = [{"name": "authorized-keys", "params": {"keys": lines}}]
+    as_list = build_config(doc).vm(8001).features[0]
+    doc["vms"][0]["features"] = [{"name": "authorized-keys", "params": {"keys": "\n".join(lines)}}]
+    assert build_config(doc).vm(8001).features[0] == as_list
+    assert as_list.params == {"keys": "\n".join(lines)}
+
+
+@pytest.mark.parametrize("keys, expected", [
+    ({"a": 1}, "parameter 'keys': must be a string or a list of strings, not an object"),
+    ([AK_KEY, 7], "parameter 'keys': every list item must be a string, not int"),
+    (None, "parameter 'keys': must be a string or a list of strings, not null"),
+    ([f"{AK_KEY[:40]} cut"], "parameter 'keys': line 1: the ssh-ed25519 key data is cut short"),
+])
+def test_a_bad_keys_value_does_not_hide_the_entrys_other_problems(doc, keys, expected):
+    doc["vms"][0]["features"] = [{"name": "authorized-keys",
+                                  "params": {"keys": keys, "user": "Bad User", "colour": "blue"}}]
+    found = problems(doc)
+    assert len(found) == 3, found
+    assert any(expected in p for p in found), found
+    assert any("unknown parameter 'colour'" in p for p in found)
+    assert any("parameter 'user': 'Bad User' does not match" in p for p in found)
+    assert all(p.startswith("vms[0] (vmid 8001, phoenix-docker-01): features[0]: ") for p in found)
+    assert not any("missing required parameter" in p for p in found)
+
+
+def test_a_list_where_one_string_belongs_is_named(doc):
+    doc["vms"][0]["features"] = [{"name": "docker", "params": {"user": ["a", "b"]}}]
+    assert only_problem(doc).endswith("feature 'docker' parameter 'user': must be a string, not a list")
+
+
+def test_an_image_without_checksum_is_refused_naming_both_choices(doc):
+    del doc["images"]["ubuntu-24.04"]["checksum"]
+    message = only_problem(doc)
+    assert message.startswith("images.ubuntu-24.04: checksum: is required: \"sha256:<digest>\"")
+    assert '"unverified" to download it without verification' in message
+
+
+def test_an_unverified_image_is_valid_and_validate_says_so_every_time(doc, tmp_path):
+    doc["images"]["ubuntu-24.04"]["checksum"] = "unverified"
+    image = build_config(doc).images["ubuntu-24.04"]
+    assert (image.checksum_algorithm, image.checksum) == (None, None)  # nothing for PVE to check
+    path = tmp_path / "vms.json"
+    path.write_text(json.dumps(doc))
+    result = run_cli("validate", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        'warning: images.ubuntu-24.04: "checksum": "unverified": the node downloads '
+        "https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img without verifying "
+        "it (give sha256:<digest> from its SHA256SUMS)"]
+    doc["images"]["ubuntu-24.04"]["checksum"] = "sha256:" + "ab" * 32
+    path.write_text(json.dumps(doc))
+    verified = run_cli("validate", str(path))
+    assert verified.returncode == 0 and verified.stderr == ""

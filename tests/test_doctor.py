@@ -8,6 +8,7 @@ The cluster: tests/fakepve_cluster.py.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,10 +21,21 @@ from ssh_fixtures import TEST_USER, running_sshd
 from phoenix.cli import main
 from phoenix.doctor.privileges import held
 
+STANDIN_ZFS = Path(__file__).with_name("ssh_standin_zfs.py")
+
 
 @pytest.fixture(scope="module")
 def sshd():
-    yield from running_sshd([TEST_USER])
+    """The node: sshd, with the zfs stand-in (tests/ssh_standin_zfs.py) holding the example's
+    dataset."""
+    for server in running_sshd([TEST_USER]):
+        zfs = server.standin_bin / "zfs"
+        shutil.copy(STANDIN_ZFS, zfs)
+        zfs.chmod(0o755)
+        state = server.standin_bin / "zfs-state.json"
+        state.write_text(json.dumps({"quickOS": {}, "quickOS/vm-disks": {}}))
+        state.chmod(0o666)
+        yield server
 
 
 @pytest.fixture
@@ -208,3 +220,30 @@ def test_a_pulumi_cli_older_than_the_minimum_is_a_problem(cluster, sshd, tmp_pat
     assert problems == ["Pulumi CLI: Pulumi CLI v3.207.0 is too old: 3.254.0 or later is needed (replaceWith "
                         "without dangling references; see README, Prerequisites) -> fix: "
                         "https://www.pulumi.com/docs/install/"], problems
+
+
+def test_vmids_taken_by_someone_else_are_named_and_the_stacks_own_are_not(cluster, sshd, tmp_path,
+                                                                         monkeypatch, vm_file, capsys):
+    pve, token = cluster
+    pve.add_vm(8001, "someones-db", node="pve", status="running")  # not ours: no phoenix tag
+    pve.add_vm(8002, "phoenix-web-01", node="pve", status="running",
+               config={"tags": "phoenix;web"})  # ours, from an earlier `pulumi up`
+    stack(tmp_path, monkeypatch, pve, token, sshd, vm_file)
+    code, problems, _ = doctor(capsys)
+    assert code == 1
+    assert problems == ["vmid 8001: is taken by VM 'someones-db' on pve (wanted for VM phoenix-docker-01; "
+                        "not this stack's: no 'phoenix' tag or another name) -> fix: give VM "
+                        "phoenix-docker-01 a free vmid in the config (pvesh get /cluster/nextid)"]
+
+
+def test_a_zfs_dataset_the_node_does_not_have_is_named(cluster, sshd, tmp_path, monkeypatch, doc, capsys):
+    pve, token = cluster
+    doc["zfs"].append({"node": "pve", "dataset": "tank/nope", "properties": {"compression": "lz4"}})
+    path = tmp_path / "vms.json"
+    path.write_text(json.dumps(doc))
+    stack(tmp_path, monkeypatch, pve, token, sshd, path)
+    code, problems, _ = doctor(capsys)
+    assert code == 1
+    assert len(problems) == 1 and problems[0].startswith("zfs[1] tank/nope on pve: 127.0.0.1:")
+    assert "dataset 'tank/nope' does not exist -> fix: set zfs[1].dataset to one of the node's datasets" \
+        in problems[0]

@@ -60,9 +60,9 @@ def test_raising_the_limit_starts_threads_for_calls_already_queued():
 
 
 @pytest.fixture(scope="module")
-def ready_inputs(pulumi_private_key) -> dict:
+def ready_inputs(pulumi_private_key, example_config_path) -> dict:
     """A GuestAgentReady registration's wire inputs (with its `__provider` blob)."""
-    run = run_program(load_config(ROOT / "phoenix_vm_configs.json"), pulumi_private_key)
+    run = run_program(load_config(example_config_path), pulumi_private_key)
     return next(r for r in run.registrations if r.type == READY).provider_inputs()
 
 

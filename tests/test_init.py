@@ -3,6 +3,7 @@ real sshd (tests/ssh_fixtures.py) whose host key is fetched, shown and pinned on
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -48,7 +49,9 @@ def test_fetch_host_keys_from_a_closed_port_says_so():
         fetch_host_keys("127.0.0.1", free_port(), timeout_s=2)
 
 
-def test_flags_write_the_whole_stack_config(sshd, tmp_path):
+def test_flags_write_the_whole_stack_config(sshd, tmp_path, example_config_path):
+    vm_file = tmp_path / "vms.json"
+    vm_file.write_text(example_config_path.read_text())
     key_file = tmp_path / "id"
     private, _ = keygen(key_file)
     token_file = tmp_path / "token"
@@ -57,9 +60,10 @@ def test_flags_write_the_whole_stack_config(sshd, tmp_path):
     done = init(pulumi, "--endpoint", "https://pve.lab:8006/", "--token-file", str(token_file),
                 "--insecure", "true", "--key-file", str(key_file), "--ssh-user", TEST_USER,
                 "--node", "pve", "--node-address", "127.0.0.1", "--node-port", str(sshd.port),
-                "--host-key-fingerprint", server_fingerprint(sshd))
+                "--host-key-fingerprint", server_fingerprint(sshd), "--file", str(vm_file))
     assert done.returncode == 0, done.stderr
     assert server_fingerprint(sshd) in done.stdout  # shown
+    assert pulumi.config["phoenix-hypervisor:vmConfigFile"] == str(vm_file)
     config = pulumi.config
     assert config["proxmoxve:endpoint"] == "https://pve.lab:8006/"
     assert config["proxmoxve:apiToken"] == TOKEN
@@ -91,13 +95,13 @@ def test_without_confirmation_nothing_is_trusted(sshd, tmp_path):
     assert pulumi.config == {}
 
 
-def test_interactive_answers_and_a_yes_pin_the_key(sshd, tmp_path):
+def test_interactive_answers_and_a_yes_pin_the_key(sshd, tmp_path, example_config_path):
     key_file = tmp_path / "id"
     keygen(key_file)
     pulumi = StandinPulumi.create(tmp_path)
     answers = "\n".join(["https://pve.lab:8006/", TOKEN, "false", str(key_file), "root", "pve",
                          "127.0.0.1", str(sshd.port), "y"]) + "\n"
-    done = init(pulumi, "--interactive", stdin=answers)
+    done = init(pulumi, "--interactive", "--file", str(example_config_path), stdin=answers)
     assert done.returncode == 0, done.stderr
     assert "Are these the node's keys? Pin them [y/N]" in done.stdout
     assert pulumi.config["phoenix-hypervisor:nodes"]["pve"]["hostKeys"] == [
@@ -127,7 +131,7 @@ def test_bad_values_are_all_reported_before_anything_is_written(tmp_path):
     assert "proxmoxve:apiToken: is not of the form user@realm!tokenid=secret" in err
     assert "phoenix-hypervisor:sshPrivateKey:" in err
     assert "--node-address needs --node" in err
-    assert "nonsense" not in err and "nothing was written." in err
+    assert "nonsense" not in err and "nothing was written." in done.stdout
     assert pulumi.config == {}
 
 
@@ -161,3 +165,65 @@ def test_without_the_pulumi_cli_init_says_where_to_get_it(tmp_path):
     assert done.returncode == 2  # could not start (docs/cli.md)
     assert done.stderr == ("error: the Pulumi CLI (pulumi) is not installed: "
                            "https://www.pulumi.com/docs/install/\n")
+
+
+def shipped_example(tmp_path: Path) -> Path:
+    path = tmp_path / "vms.json"
+    path.write_text((ROOT / "phoenix_vm_configs.json").read_text())
+    return path
+
+
+def test_admin_key_replaces_the_placeholder_and_needs_no_pulumi(tmp_path, example_admin_key):
+    vm_file = shipped_example(tmp_path)
+    pub = tmp_path / "me.pub"
+    pub.write_text(example_admin_key + "\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # no pulumi on PATH
+    done = subprocess.run([sys.executable, "-m", "phoenix", "init", "--admin-key", str(pub), "--file",
+                           str(vm_file)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "your public key replaces the example's placeholder" in done.stdout
+    doc = json.loads(vm_file.read_text())
+    assert doc["defaults"]["user"]["ssh_authorized_keys"] == [example_admin_key]
+    assert "admin@laptop" not in vm_file.read_text()
+    # run again: no placeholder left, the file is not touched
+    again = subprocess.run(done.args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+                           check=False)
+    assert again.returncode == 0 and "has no key placeholder, left as it is" in again.stdout
+    assert json.loads(vm_file.read_text()) == doc
+
+
+def test_admin_key_is_asked_when_the_file_has_the_placeholder(tmp_path, example_admin_key):
+    vm_file = shipped_example(tmp_path)
+    pub = tmp_path / "me.pub"
+    pub.write_text(example_admin_key + "\n")
+    keygen(tmp_path / "id")
+    # endpoint, token, insecure, Pulumi's key, ssh user, node, node address (none), admin key
+    answers = ["", "", "", str(tmp_path / "id"), "", "", ""]
+    done = init(StandinPulumi.create(tmp_path), "--interactive", "--file", str(vm_file),
+                stdin="\n".join([*answers, str(pub)]) + "\n")
+    assert "Your SSH public key for the VMs' admin user" in done.stdout, done.stderr
+    assert json.loads(vm_file.read_text())["defaults"]["user"]["ssh_authorized_keys"] == [example_admin_key]
+    # an empty answer writes no key (nothing is guessed)
+    other = tmp_path / "other"
+    other.mkdir()
+    untouched = shipped_example(other)
+    done = init(StandinPulumi.create(other), "--interactive", "--file", str(untouched),
+                stdin="\n".join([*answers, ""]) + "\n")
+    assert "Your SSH public key for the VMs' admin user" in done.stdout, done.stderr
+    assert untouched.read_text() == (ROOT / "phoenix_vm_configs.json").read_text()
+
+
+@pytest.mark.parametrize("content, message", [
+    ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII/jV6eMjJ2/+eGw cut@short", "cut short"),
+    ("-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n", "is a private key"),
+    ("ssh-ed25519", "not an SSH public key line"),
+])
+def test_a_bad_admin_key_writes_nothing(tmp_path, content, message):
+    vm_file = shipped_example(tmp_path)
+    pub = tmp_path / "me.pub"
+    pub.write_text(content)
+    done = init(StandinPulumi.create(tmp_path), "--admin-key", str(pub), "--file", str(vm_file))
+    assert done.returncode == 1 and message in done.stderr and "nothing was written." in done.stdout
+    assert "Traceback" not in done.stderr
+    assert vm_file.read_text() == (ROOT / "phoenix_vm_configs.json").read_text()

@@ -90,11 +90,11 @@ def test_wheel_requires_what_requirements_txt_pins(wheel):
     assert requires == pins
 
 
-def test_render_from_any_directory_uses_the_installed_templates(installed, tmp_path):
+def test_render_from_any_directory_uses_the_installed_templates(installed, tmp_path, example_config_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     config = tmp_path / "vms.json"
-    shutil.copy(ROOT / "phoenix_vm_configs.json", config)
+    shutil.copy(example_config_path, config)
     where = run(installed, "-c", "import phoenix, phoenix.cloudinit.render as r; print(phoenix.__file__); "
                 "print(r.TEMPLATE_DIR)", cwd=elsewhere, env=clean_env())
     module_file, template_dir = where.stdout.split()

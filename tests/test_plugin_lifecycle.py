@@ -40,10 +40,10 @@ DYNAMIC = "pulumi-python:dynamic/phoenix:"
 # ---------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")
-def registered(pulumi_private_key) -> dict[str, dict]:
+def registered(pulumi_private_key, example_config_path) -> dict[str, dict]:
     """What the engine would send for vm-8001's resources: registered inputs, `__provider`
     included, secrets unwrapped."""
-    run = run_program(load_config(ROOT / "phoenix_vm_configs.json"), pulumi_private_key)
+    run = run_program(load_config(example_config_path), pulumi_private_key)
     found: dict[str, dict] = {}
     for registration in run.registrations:
         if registration.type.startswith(DYNAMIC) and "8002" not in registration.name:

@@ -18,9 +18,9 @@ DYNAMIC = "pulumi-python:dynamic/phoenix:"
 
 
 @pytest.fixture(scope="module")
-def registered(pulumi_private_key) -> dict[str, dict]:
+def registered(pulumi_private_key, example_config_path) -> dict[str, dict]:
     """Engine-side inputs (with `__provider`) of one registration of each dynamic type."""
-    run = run_program(load_config(ROOT / "phoenix_vm_configs.json"), pulumi_private_key)
+    run = run_program(load_config(example_config_path), pulumi_private_key)
     found: dict[str, dict] = {}
     for registration in run.registrations:
         if registration.type.startswith(DYNAMIC):

@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def example():
-    return load_config(ROOT / "phoenix_vm_configs.json")
+def example(example_config_path):
+    return load_config(example_config_path)
 
 
 @pytest.fixture(scope="module")

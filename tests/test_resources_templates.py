@@ -35,7 +35,7 @@ def run(doc, pulumi_private_key):
     return run_program(build_config(template_doc(doc)), pulumi_private_key)
 
 
-def test_template_resources_and_arguments(run):
+def test_template_resources_and_arguments(run, doc):
     vm = run.named("template-9100-vm")
     assert vm.type == VM and vm.parent == run.named("template-9100").urn
     inputs = vm.inputs
@@ -56,15 +56,12 @@ def test_template_resources_and_arguments(run):
     seed = run.named("template-9100-bake-user-data")
     assert seed.type == SNIPPET
     assert seed.inputs["sourceRaw"]["data"] == render_bake_user_data(
-        build_config(template_doc_for_tests()).templates[0])
+        build_config(template_doc_for_tests(doc)).templates[0])
     assert yaml.safe_load(seed.inputs["sourceRaw"]["data"])["packages"][0] == "qemu-guest-agent"
 
 
-def template_doc_for_tests() -> dict:
-    import json
-    from pathlib import Path
-
-    return template_doc(json.loads((Path(__file__).resolve().parents[1] / "phoenix_vm_configs.json").read_text()))
+def template_doc_for_tests(doc: dict) -> dict:
+    return template_doc(doc)
 
 
 def test_order_image_template_vm_bake_clones(run):

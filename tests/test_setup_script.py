@@ -62,7 +62,7 @@ def test_fast_installs_only_what_the_fast_suite_needs(project):
     if os.geteuid() != 0:
         pytest.skip("the script installs apt packages only as root")
     fast = installed_packages(project, "--fast")
-    assert fast == {"cloud-init", "openssh-server", "openssh-client", "sudo", "python3-venv"}
+    assert fast == {"cloud-init", "openssh-server", "openssh-client", "sudo", "python3-venv", "debian-archive-keyring"}
     assert not fast & REALBOOT_ONLY
 
 

@@ -129,8 +129,11 @@ def test_check_feature_reports_every_problem():
     assert check_feature("authorized-keys", {}) == [
         "feature 'authorized-keys': missing required parameter 'keys'"]
     bad = check_feature("authorized-keys", {"keys": "ssh-ed25519 AAAAC3Nz x\nnot a key"})
-    assert bad == ["feature 'authorized-keys' parameter 'keys': line 2: not an OpenSSH public "
-                   "key line ('TYPE BASE64 [comment]')"]
+    assert bad == ["feature 'authorized-keys' parameter 'keys': line 1: the key data is not an SSH "
+                   "public key (cut short?)",
+                   "feature 'authorized-keys' parameter 'keys': line 2: unknown SSH key type 'not' (expected "
+                   "one of ecdsa-sha2-nistp256, ecdsa-sha2-nistp384, ecdsa-sha2-nistp521, "
+                   "sk-ecdsa-sha2-nistp256@openssh.com, sk-ssh-ed25519@openssh.com, ssh-ed25519, ssh-rsa)"]
     assert check_feature("docker", {"package": "docker-ce"})[0].endswith("is not one of docker.io")
 
 

@@ -25,8 +25,8 @@ BAKE = "pulumi-python:dynamic/phoenix:TemplateBake"
 
 
 @pytest.fixture(scope="module")
-def registered(pulumi_private_key) -> dict:
-    doc = template_doc(json.loads((ROOT / "phoenix_vm_configs.json").read_text()))
+def registered(pulumi_private_key, example_document) -> dict:
+    doc = template_doc(copy.deepcopy(example_document))
     run = run_program(build_config(doc), pulumi_private_key)
     (bake,) = run.of_type(BAKE)
     return bake.provider_inputs()

@@ -24,8 +24,9 @@ exec {python} "$@"
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A copy of the project as a user clones it, with .venv/bin/python as above."""
+def project(tmp_path: Path, example_document) -> Path:
+    """A copy of the project as a user clones it, with .venv/bin/python as above, and the
+    example config with the user's key in it (what `phoenix init --admin-key` does)."""
     proj = tmp_path / "proj"
     proj.mkdir()
     for name in ("scripts", "cloud_init"):
@@ -34,6 +35,7 @@ def project(tmp_path: Path) -> Path:
     for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "phoenix_vm_configs.json", "requirements.txt",
                  "pyproject.toml"):
         shutil.copy(ROOT / name, proj / name)
+    (proj / "phoenix_vm_configs.json").write_text(json.dumps(example_document, indent=2))
     venv_bin = proj / ".venv" / "bin"
     venv_bin.mkdir(parents=True)
     (venv_bin / "python").write_text(PIP_STANDIN.format(python=sys.executable))
@@ -82,10 +84,32 @@ def up_call(pulumi: StandinPulumi, *rest: str, stack: str = "dev") -> list[str]:
     return ups[0]
 
 
-def test_without_pulumi_cli_says_where_to_get_it(project):
+def test_without_pulumi_cli_says_where_to_get_it_and_the_minimum_version(project):
     done = up(project, None)
     assert done.returncode == 1
-    assert "the Pulumi CLI is not installed: https://www.pulumi.com/docs/install/" in done.stderr
+    assert "the Pulumi CLI is not installed: version 3.254.0 or later is needed" in done.stderr
+    assert "https://www.pulumi.com/docs/install/" in done.stderr
+
+
+def test_config_problems_come_first_even_without_pulumi(project):
+    """A newcomer sees what to fix in the VM config before installing anything: the offline
+    check runs before the Pulumi CLI is looked for."""
+    shutil.copy(ROOT / "phoenix_vm_configs.json", project / "phoenix_vm_configs.json")
+    done = up(project, None)
+    assert done.returncode == 1
+    assert "user.ssh_authorized_keys[0]: still the example's placeholder" in done.stderr
+    assert "phoenix init --admin-key ~/.ssh/id_ed25519.pub" in done.stderr
+    assert "up: fix phoenix_vm_configs.json as the lines above say" in done.stderr
+    assert "Pulumi CLI" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_stacks_vm_config_file_is_the_one_checked_first(project, tmp_path, pulumi_private_key):
+    (project / "mine.json").write_text("{not json")
+    stack_file = project / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text().replace("vmConfigFile: phoenix_vm_configs.json",
+                                                         "vmConfigFile: mine.json"))
+    done = up(project, None)
+    assert done.returncode == 1 and "mine.json" in done.stderr and "Pulumi CLI" not in done.stderr
 
 
 @pytest.mark.parametrize("version", ["v3.253.9", "v3.207.0", "v3.99.1", "garbage"])
@@ -136,6 +160,17 @@ def test_empty_stack_lists_every_missing_key_with_its_command(project, tmp_path)
         assert key in err and fix in err, (key, err)
     assert "Traceback" not in err
     assert not ran_up(pulumi)
+
+
+def test_the_shipped_example_key_placeholder_stops_before_pulumi_up(project, tmp_path, pulumi_private_key):
+    """As shipped, the example has no one's key: up.sh stops, naming the command that puts the
+    user's own key in; nothing is deployed."""
+    shutil.copy(ROOT / "phoenix_vm_configs.json", project / "phoenix_vm_configs.json")
+    pulumi = StandinPulumi.create(tmp_path, config=complete_config(pulumi_private_key, host_key_line()))
+    done = up(project, pulumi, PULUMI_CONFIG_PASSPHRASE="pw")
+    assert done.returncode == 1 and not ran_up(pulumi)
+    assert "user.ssh_authorized_keys[0]: still the example's placeholder" in done.stderr
+    assert "(.venv/bin/python -m phoenix init --admin-key ~/.ssh/id_ed25519.pub)" in done.stderr
 
 
 def test_empty_host_keys_beside_zfs_is_named_before_pulumi_up(project, tmp_path, pulumi_private_key):
@@ -230,7 +265,9 @@ def test_readme_sequence_reaches_pulumi_up(project, tmp_path, fakepve, fakepve_c
     """Each command of the README, in order, against the stand-in Pulumi CLI, fakepve as the
     cluster and a real sshd as the node. Substituted, and only these: the endpoint (fakepve's
     URL), the node's address (the sshd's, with the fingerprint a user confirms at the prompt as
-    --host-key-fingerprint) and the virtualenv creation (the project copy has its .venv)."""
+    --host-key-fingerprint) and the virtualenv creation (the project copy has its .venv). The
+    user's own key pair (~/.ssh/id_ed25519) exists, and the config file is the one shipped, with
+    its key placeholder, which the README's `init --admin-key` replaces."""
     from fakepve_cluster import ready_cluster
     from ssh_fixtures import running_sshd
 
@@ -242,10 +279,17 @@ def test_readme_sequence_reaches_pulumi_up(project, tmp_path, fakepve, fakepve_c
     pulumi = StandinPulumi.create(tmp_path, url=None, stacks=())
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "me@laptop", "-f",
+                    str(home / ".ssh" / "id_ed25519")], check=True)
+    shutil.copy(ROOT / "phoenix_vm_configs.json", project / "phoenix_vm_configs.json")
     env = pulumi.env({"PATH": "/usr/bin:/bin", "HOME": str(home), "PROXMOX_VE_API_TOKEN": token,
                       "REQUESTS_CA_BUNDLE": fakepve_cafile})
     servers = running_sshd(["root"])
     sshd = next(servers)
+    # the node's ZFS (doctor reads the example's dataset): the zfs stand-in, tests/ssh_standin_zfs.py
+    shutil.copy(Path(__file__).with_name("ssh_standin_zfs.py"), sshd.standin_bin / "zfs")
+    (sshd.standin_bin / "zfs").chmod(0o755)
+    (sshd.standin_bin / "zfs-state.json").write_text(json.dumps({"quickOS": {}, "quickOS/vm-disks": {}}))
     try:
         fingerprint = parse_pinned_keys([sshd.host_key_line])[0].fingerprint
         for command in commands:
@@ -265,6 +309,9 @@ def test_readme_sequence_reaches_pulumi_up(project, tmp_path, fakepve, fakepve_c
     finally:
         next(servers, None)
     assert any(c[:1] == ["up"] and c[1:3] == ["--stack", "dev"] for c in pulumi.calls)
+    mine = (home / ".ssh" / "id_ed25519.pub").read_text().strip()
+    assert json.loads((project / "phoenix_vm_configs.json").read_text())["defaults"]["user"][
+        "ssh_authorized_keys"] == [mine]
     assert pulumi.config["phoenix-hypervisor:nodes"]["pve"]["hostKeys"] == [
         " ".join(sshd.host_key_line.split()[:2])]
 

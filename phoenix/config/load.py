@@ -21,6 +21,7 @@ from phoenix.config import rules, schema_messages, strict_json
 from phoenix.config import templates as template_rules
 from phoenix.config.clone_rules import DEFAULT_CLONE_MODE, clone_mode_problems
 from phoenix.config.errors import ConfigError, ConfigFileError, Problem
+from phoenix.config.feature_rules import check_feature, config_value
 from phoenix.config.model import (
     Config,
     FeatureRef,
@@ -31,8 +32,14 @@ from phoenix.config.model import (
     VmConfig,
     ZfsPropertyConfig,
 )
+from phoenix.config.ssh_keys import FIX_PLACEHOLDER, is_placeholder
+from phoenix.config.zfs_rules import check_zfs_property, zfs_resource_name
 
 SCHEMA_PATH = Path(__file__).with_name("phoenix_vm_configs.schema.json")
+# An image the node downloads unverified is an explicit choice, never a silent default.
+UNVERIFIED = "unverified"
+CHECKSUM_REQUIRED = ('is required: "sha256:<digest>" from the image\'s SHA256SUMS (the node verifies the '
+                     f'download), or "{UNVERIFIED}" to download it without verification')
 
 # Used where neither the VM nor `defaults` sets a field.
 BUILTIN_DEFAULTS: dict[str, Any] = {
@@ -304,6 +311,8 @@ class _Checker:
             if not isinstance(img, dict) or not isinstance(img.get("url"), str):
                 continue  # schema already reported it
             algorithm = digest = None
+            if "checksum" not in img:
+                self.add(f"images.{name}", "checksum", CHECKSUM_REQUIRED)
             if isinstance(img.get("checksum"), str) and ":" in img["checksum"]:
                 algorithm, digest = img["checksum"].split(":", 1)
                 expected = _DIGEST_LENGTH.get(algorithm)
@@ -451,7 +460,7 @@ class _Checker:
             self.add(where, "user.name", message)
         if rules.shell_problem(user["shell"]):
             self.add(where, "user.shell", rules.shell_problem(user["shell"]) or "")
-        self.check_each(where, "user.ssh_authorized_keys", user["ssh_authorized_keys"], rules.ssh_public_key_problem)
+        self.check_each(where, "user.ssh_authorized_keys", user["ssh_authorized_keys"], _admin_key_problem)
         if len(self.problems) > before:
             return None
         return UserConfig(
@@ -462,15 +471,22 @@ class _Checker:
         )
 
     def features(self, where: str, raw: list[Any]) -> tuple[FeatureRef, ...]:
-        # The feature catalog knows each script and its parameters.
-        from phoenix.features.catalog import check_feature
-
         refs = []
         for i, item in enumerate(raw):
-            name, params = (item, {}) if isinstance(item, str) else (item["name"], item.get("params", {}))
-            params = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in params.items()}
+            name, given = (item, {}) if isinstance(item, str) else (item["name"], item.get("params", {}))
+            params: dict[str, str] = {}
+            unusable: set[str] = set()
+            for key, value in given.items():
+                text, problem = config_value(name, key, value)
+                if problem:
+                    self.add(where, f"features[{i}]", problem)
+                    unusable.add(key)
+                elif text is not None:
+                    params[key] = text
             for message in check_feature(name, params):
-                self.add(where, f"features[{i}]", message)
+                # "missing required parameter 'keys'" only follows from a value already reported
+                if not any(f"missing required parameter {key!r}" in message for key in unusable):
+                    self.add(where, f"features[{i}]", message)
             refs.append(FeatureRef(name=name, params=params))
         names = [r.name for r in refs]
         for name in sorted({n for n in names if names.count(n) > 1}):
@@ -543,8 +559,6 @@ class _Checker:
                          f"{copies[vm['vmid']]}")
 
     def zfs(self, raw: list[Any]) -> list[ZfsPropertyConfig]:
-        from phoenix.zfs import check_zfs_property, zfs_resource_name  # the ZFS resource's rules
-
         out = []
         # Pulumi resource name -> (entry label, node, dataset, property) of its first setting
         names: dict[str, tuple[str, str, str, str]] = {}
@@ -573,3 +587,9 @@ class _Checker:
             if len(self.problems) == before:
                 out.append(ZfsPropertyConfig(entry["node"], entry["dataset"], dict(entry["properties"])))
         return out
+
+
+def _admin_key_problem(line: str) -> str | None:
+    if is_placeholder(line):
+        return f"still the example's placeholder: put your own public key here ({FIX_PLACEHOLDER})"
+    return rules.ssh_public_key_problem(line)

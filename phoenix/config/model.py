@@ -121,7 +121,7 @@ class ImageConfig:
     name: str
     url: str
     checksum_algorithm: str | None  # sha256, sha512, ...
-    checksum: str | None  # hex digest
+    checksum: str | None  # hex digest; None only when the config says "checksum": "unverified"
     node: str | None
     storage: str
     file_name: str

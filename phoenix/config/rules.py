@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import difflib
 import functools
 import ipaddress
 import re
-import struct
 import zoneinfo
+
+from phoenix.config.ssh_keys import public_key_problem
 
 _HOST_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _DEB_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$")
@@ -18,15 +17,6 @@ _PVE_TAG = re.compile(r"^[a-z0-9_][a-z0-9_+.-]*$")
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 _SHELL = re.compile(r"^/[A-Za-z0-9_./-]+$")
 
-SSH_KEY_TYPES = frozenset({
-    "ssh-ed25519",
-    "ssh-rsa",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "sk-ssh-ed25519@openssh.com",
-    "sk-ecdsa-sha2-nistp256@openssh.com",
-})
 RESERVED_USERS = frozenset({"root", "daemon", "bin", "sys", "nobody", "sshd"})
 
 
@@ -47,26 +37,8 @@ def domain_problem(domain: str) -> str | None:
 
 
 def ssh_public_key_problem(line: str) -> str | None:
-    """A public key line is `TYPE BASE64 [COMMENT]` whose blob starts with TYPE (as sshd reads it)."""
-    if any(ch in line for ch in "\r\n\x00"):
-        return "an SSH public key must be a single line"
-    parts = line.strip().split(None, 2)
-    if len(parts) < 2:
-        return "not an SSH public key line (expected 'TYPE BASE64 [comment]')"
-    key_type, blob_b64 = parts[0], parts[1]
-    if key_type not in SSH_KEY_TYPES:
-        if "PRIVATE KEY" in line:
-            return "this is a private key, not a public key line (never put private keys in the config)"
-        return f"unknown SSH key type {key_type[:40]!r} (expected one of {', '.join(sorted(SSH_KEY_TYPES))})"
-    try:
-        blob = base64.b64decode(blob_b64, validate=True)
-        (length,) = struct.unpack(">I", blob[:4])
-        embedded = blob[4:4 + length].decode("ascii")
-    except (binascii.Error, struct.error, UnicodeDecodeError, ValueError):
-        return "the key data is not valid base64 of an SSH public key"
-    if embedded != key_type:
-        return f"the key data is a {embedded[:40]!r} key but the line says {key_type!r}"
-    return None
+    """`[options] TYPE BASE64 [comment]` with the blob parsed, as sshd reads it (ssh_keys.py)."""
+    return public_key_problem(line)
 
 
 def package_problem(name: str) -> str | None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-SAMPLE_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAII/jV6eMjJ2/+eGwf2WIdbYUJKgQRfNihMtYdvx9RyyF admin@laptop"
+# Well-formed, and nobody's: the 32 key bytes are sha256(b"phoenix sample key: no private key
+# exists"), a point no one knows the private scalar of. Generated documents never carry a
+# real person's key.
+SAMPLE_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINE+UEg8YNDlya0Dx3jsOlscJwK+HjcL5Gj7S0KwlVoN nobody@phoenix-sample"
 
 
 def sample_document(count: int, *, first_vmid: int = 10000, template: int = 9000,
@@ -41,6 +44,7 @@ def sample_document(count: int, *, first_vmid: int = 10000, template: int = 9000
             "debian-12": {
                 "url": "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2",
                 "file_name": "debian-12-genericcloud-amd64.img",
+                "checksum": "unverified",  # a "latest" URL has no fixed digest
             }
         },
         "zfs": [{"node": "pve", "dataset": "rpool/data", "properties": {"compression": "lz4"}}],

@@ -32,9 +32,9 @@ _PATTERNS = {
     "^[A-Za-z][A-Za-z0-9_.-]*$":
         "a Proxmox storage id (a letter, then letters, digits, '_', '.', '-'; e.g. local-zfs)",
     "^https?://[^\\s]+$": "an http:// or https:// URL (without spaces)",
-    "^(md5|sha1|sha224|sha256|sha384|sha512):[0-9a-fA-F]+$":
+    "^((md5|sha1|sha224|sha256|sha384|sha512):[0-9a-fA-F]+|unverified)$":
         "ALGORITHM:HEXDIGEST with ALGORITHM one of md5, sha1, sha224, sha256, sha384, sha512 "
-        "(e.g. sha256:ab12...)",
+        "(e.g. sha256:ab12...), or \"unverified\"",
     "^[A-Za-z0-9][A-Za-z0-9._-]*\\.img$":
         "a file name ending in .img (letters, digits, '.', '_', '-')",
     "^(scsi|virtio|sata)[0-9]{1,2}$": "a disk interface such as scsi0, virtio0 or sata0",

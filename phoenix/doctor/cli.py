@@ -59,6 +59,7 @@ def api_findings(creds: PveCredentials, config: Config) -> tuple[list[Finding], 
         lambda: cluster.check_storages(api, config),
         lambda: cluster.check_templates(api, config),
         lambda: cluster.check_networks(api, config),
+        lambda: cluster.check_vmids(api, config),
         lambda: data_disks.check_data_holders(api, config),
     ]
     for check in checks:
@@ -110,5 +111,5 @@ def run(args: argparse.Namespace) -> int:
     if findings:
         return fail(f"doctor: {len(findings)} problem(s); fix them before `pulumi up`.", EXIT_FAILED)
     print(f"doctor: {checks + 1} checks passed (token privileges, datastores, templates, bridges, "
-          "data holders, SSH)")
+          "free vmids, data holders, SSH and ZFS datasets)")
     return EXIT_OK

@@ -96,6 +96,35 @@ def check_templates(api: ClusterApi, config: Config) -> list[Finding]:
     return findings
 
 
+# The tag every VM of the stack carries (phoenix/resources/vm.py MANAGED_TAG; not imported:
+# that module imports pulumi).
+MANAGED_TAG = "phoenix"
+
+
+def check_vmids(api: ClusterApi, config: Config) -> list[Finding]:
+    """Each vmid the file asks for is free, or already this stack's VM (same name, `phoenix`
+    tag), so `pulumi up` never fails on (or is mistaken for) someone else's VM or container."""
+    taken = {int(r["vmid"]): r for r in api.get("cluster/resources", type="vm") or [] if "vmid" in r}
+    wanted = [(vm.vmid, vm.name, f"VM {vm.name}") for vm in config.vms]
+    for template in config.templates:
+        wanted += [(template.vmid + k, template.name, f"template {template.name} on {node}")
+                   for k, node in enumerate(template.nodes)]
+    findings = []
+    for vmid, name, what in wanted:
+        other = taken.get(vmid)
+        if other is None:
+            continue
+        tags = set(re.split(r"[;, ]+", str(other.get("tags", ""))))
+        if other.get("name") == name and MANAGED_TAG in tags:
+            continue  # this stack's own, from an earlier `pulumi up`
+        kind = "container" if other.get("type") == "lxc" else "template" if other.get("template") else "VM"
+        findings.append(Finding(
+            f"vmid {vmid}", f"is taken by {kind} {other.get('name', '?')!r} on {other.get('node', '?')} "
+                            f"(wanted for {what}; not this stack's: no {MANAGED_TAG!r} tag or another name)",
+            f"give {what} a free vmid in the config (pvesh get /cluster/nextid)"))
+    return findings
+
+
 def check_networks(api: ClusterApi, config: Config) -> list[Finding]:
     """Each VM's bridge exists on its node; a VLAN tag needs a VLAN-aware (or OVS) bridge."""
     findings = []

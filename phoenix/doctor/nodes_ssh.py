@@ -15,6 +15,25 @@ if TYPE_CHECKING:
 CONNECT_DEADLINE_S = 15.0
 
 
+def _datasets(session, config: Config, node: str) -> list[Finding]:
+    """Each `zfs` entry's dataset exists on the node (read with `zfs get`, as the ZfsProperty
+    resource reads it; nothing is changed)."""
+    from phoenix.zfs.remote_zfs import ZfsError, get_property
+
+    findings = []
+    for i, entry in enumerate(config.zfs):
+        if entry.node != node or not entry.properties:
+            continue
+        try:
+            get_property(session, entry.dataset, next(iter(entry.properties)), sudo=False)
+        except ZfsError as exc:
+            findings.append(Finding(
+                f"zfs[{i}] {entry.dataset} on {node}", str(exc),
+                f"set zfs[{i}].dataset to one of the node's datasets (zfs list -o name on {node}), "
+                "or remove the entry"))
+    return findings
+
+
 def nodes_in_use(config: Config) -> list[str]:
     names = [vm.node for vm in config.vms] + [z.node for z in config.zfs]
     names += [i.node for i in config.images.values() if i.node]
@@ -48,7 +67,8 @@ def check_ssh(config: Config, nodes: dict[str, NodeSsh], private_key: str | None
                            host_keys=spec.host_keys, connect_deadline_s=CONNECT_DEADLINE_S,
                            attempt_timeout_s=5.0)
         try:
-            connect(target).close()
+            with connect(target) as session:
+                findings += _datasets(session, config, name)
         except SshError as exc:
             fixes = {
                 "host-key": f"compare the node's key (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on "

@@ -1,4 +1,5 @@
-"""The feature catalog: which scripts exist, which parameters each takes, and checks on them.
+"""The feature catalog: which scripts exist, paired with the parameters each takes (declared,
+with their defaults and checks, in phoenix/config/feature_rules.py).
 
 A feature is a bash script shipped in this package plus declared parameters with defaults.
 Parameters reach the script as environment variables `PHOENIX_<NAME>` (upper-cased); secret
@@ -9,42 +10,15 @@ The provider always sets `PHOENIX_SSH_USER` (the login user) for scripts that de
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 
-_USERNAME = r"[a-z_][a-z0-9_-]{0,31}"
-_PUBLIC_KEY = re.compile(
-    r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|"
-    r"sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n\r]*)?$"
-)
+# The parameters and their checks are config-layer rules; re-exported for the catalog's users
+# (and so a pickled ParamSpec reference by this module's name still resolves).
+from phoenix.config.feature_rules import FEATURE_PARAMS, ParamSpec, check_feature, config_value
 
-
-@dataclass(frozen=True)
-class ParamSpec:
-    description: str
-    default: str | None = None  # None: the parameter is required
-    pattern: str = r".*"  # the whole value must match
-    choices: tuple[str, ...] = ()
-    secret: bool = False
-    # An extra check returning problems (for values a regex cannot describe).
-    validate: Callable[[str], list[str]] | None = field(default=None, compare=False, repr=False)
-
-    def problems(self, feature: str, name: str, value: str) -> list[str]:
-        where = f"feature {feature!r} parameter {name!r}"
-        if not isinstance(value, str):
-            return [f"{where}: expected a string, got {type(value).__name__}"]
-        shown = "(secret)" if self.secret else repr(value)
-        if "\0" in value:
-            return [f"{where}: NUL characters are not allowed"]
-        if self.choices and value not in self.choices:
-            return [f"{where}: {shown} is not one of {', '.join(self.choices)}"]
-        if not re.fullmatch(self.pattern, value, flags=re.DOTALL):
-            return [f"{where}: {shown} does not match {self.pattern}"]
-        if self.validate is not None:
-            return [f"{where}: {p}" for p in self.validate(value)]
-        return []
+__all__ = ["FEATURES", "FeatureError", "FeatureSpec", "ParamSpec", "check_feature", "config_value", "env_name"]
 
 
 @dataclass(frozen=True)
@@ -105,28 +79,13 @@ def _read(filename: str) -> str:
     return resources.files("phoenix.features").joinpath(filename).read_text(encoding="utf-8")
 
 
-def _public_keys_problems(value: str) -> list[str]:
-    lines = [line.strip() for line in value.splitlines() if line.strip()]
-    if not lines:
-        return ["at least one public key line is required"]
-    return [f"line {i}: not an OpenSSH public key line ('TYPE BASE64 [comment]')"
-            for i, line in enumerate(lines, start=1) if not _PUBLIC_KEY.match(line)]
-
-
 FEATURES: dict[str, FeatureSpec] = {
     "docker": FeatureSpec(
         name="docker",
         description="Docker Engine from the distribution's docker.io package; the user joins "
                     "the docker group. Idempotent: a second run changes nothing.",
         script="docker.sh",
-        params={
-            "user": ParamSpec(
-                "account added to the docker group; empty: the SSH login user; '-': nobody",
-                default="", pattern=rf"|-|{_USERNAME}\$?"),
-            "package": ParamSpec(
-                "the distribution package to install when `docker` is missing",
-                default="docker.io", choices=("docker.io",)),
-        },
+        params=FEATURE_PARAMS["docker"],
     ),
     "authorized-keys": FeatureSpec(
         name="authorized-keys",
@@ -135,32 +94,6 @@ FEATURES: dict[str, FeatureSpec] = {
                     "rotate admin keys without rebuilding the VM.",
         script="authorized_keys.sh",
         delete_script="authorized_keys_delete.sh",
-        params={
-            "keys": ParamSpec("public key lines, one per line", validate=_public_keys_problems),
-            "user": ParamSpec("whose authorized_keys; empty: the SSH login user",
-                              default="", pattern=rf"|{_USERNAME}"),
-        },
+        params=FEATURE_PARAMS["authorized-keys"],
     ),
 }
-
-
-def check_feature(name: str, params: Mapping[str, str]) -> list[str]:
-    """Problems with a VM's feature reference (unknown feature, unknown/missing params, bad
-    values); empty when it is usable. For the config validator."""
-    spec = FEATURES.get(name)
-    if spec is None:
-        known = ", ".join(sorted(FEATURES))
-        return [f"unknown feature {name!r} (known: {known})"]
-    if not isinstance(params, Mapping):
-        return [f"feature {name!r}: params must be an object of strings"]
-    problems: list[str] = []
-    for key in params:
-        if key not in spec.params:
-            known = ", ".join(sorted(spec.params)) or "none"
-            problems.append(f"feature {name!r}: unknown parameter {key!r} (known: {known})")
-    for key, param in spec.params.items():
-        if key in params:
-            problems.extend(param.problems(name, key, params[key]))
-        elif param.default is None:
-            problems.append(f"feature {name!r}: missing required parameter {key!r}")
-    return problems

@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from phoenix.localboot.apt_mirror import DEBIAN_KEYRING, DEFAULT_MIRROR, debian_mirror
+
 Log = Callable[[str], None]
 
 # Bump when the steps in _configure_root or _make_disk change: the hash must cover how the
@@ -59,9 +61,12 @@ class ImageRecipe:
 
     name: str
     suite: str = "bookworm"
-    mirror: str = "http://deb.debian.org/debian"
-    # The guest's apt sources: http, because this network's proxy intercepts HTTPS.
-    guest_mirror: str = "http://deb.debian.org/debian"
+    # Where debootstrap fetches from, and the guest's own apt sources. RECIPES take this
+    # machine's apt mirror (apt_mirror.py); the defaults stay deb.debian.org so a recipe whose
+    # mirror resolves to it keeps today's cache key (cached images are not rebuilt). http, because
+    # this network's proxy intercepts HTTPS.
+    mirror: str = DEFAULT_MIRROR
+    guest_mirror: str = DEFAULT_MIRROR
     packages: tuple[str, ...] = BASE_PACKAGES
     extra_packages: tuple[str, ...] = ()
     filesystem_mb: int = 2048
@@ -77,12 +82,17 @@ class ImageRecipe:
 SUITES: tuple[str, ...] = ("bookworm", "trixie")
 
 
-def _recipes() -> dict[str, ImageRecipe]:
+def _recipes(mirror: str | None = None) -> dict[str, ImageRecipe]:
+    """The recipes, fetching from `mirror` (default: $PHOENIX_DEBIAN_MIRROR, else this machine's
+    own apt mirror, else deb.debian.org)."""
+    mirror = mirror or debian_mirror()
     recipes: dict[str, ImageRecipe] = {}
     for suite in SUITES:
-        recipes[f"debian-{suite}"] = ImageRecipe(name=f"debian-{suite}", suite=suite)
+        recipes[f"debian-{suite}"] = ImageRecipe(name=f"debian-{suite}", suite=suite, mirror=mirror,
+                                                 guest_mirror=mirror)
         recipes[f"debian-{suite}-agent"] = ImageRecipe(
-            name=f"debian-{suite}-agent", suite=suite, extra_packages=("qemu-guest-agent",)
+            name=f"debian-{suite}-agent", suite=suite, mirror=mirror, guest_mirror=mirror,
+            extra_packages=("qemu-guest-agent",)
         )
     return recipes
 
@@ -176,6 +186,9 @@ def check_build_prerequisites() -> list[str]:
     for tool in ("debootstrap", "sfdisk", "mkfs.ext4", "qemu-img", "chroot"):
         if shutil.which(tool) is None:
             problems.append(f"{tool} not found on PATH")
+    if not Path(DEBIAN_KEYRING).is_file():
+        problems.append(f"{DEBIAN_KEYRING} is missing (apt-get install debian-archive-keyring): "
+                        "the mirror's Release files are verified with it")
     return problems
 
 
@@ -194,7 +207,8 @@ def build_image(recipe: ImageRecipe, *, log: Log = print, root: Path | None = No
         packages = ",".join(recipe.packages + recipe.extra_packages)
         log(f"image {recipe.name}: debootstrap {recipe.suite} (a few minutes) ...")
         _run(
-            ["debootstrap", "--variant=minbase", f"--include={packages}",
+            # The mirror may be any machine's: its Release file is verified with Debian's keys.
+            ["debootstrap", f"--keyring={DEBIAN_KEYRING}", "--variant=minbase", f"--include={packages}",
              recipe.suite, str(tree), recipe.mirror],
             log,
         )

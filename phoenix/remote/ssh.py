@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import select
 import shlex
@@ -253,12 +254,33 @@ def _terminate(channel: paramiko.Channel) -> None:
             time.sleep(0.05)
 
 
+# paramiko's "Error reading SSH protocol banner": the port accepted TCP but never spoke SSH.
+NOT_SSH_HINT = ("the port accepts TCP connections but does not speak SSH (no SSH banner): wrong "
+                "port? SSH is usually 22; 8006 is the Proxmox API")
+
+
+def quiet_paramiko() -> None:
+    """paramiko logs every failed handshake, traceback included, on its `paramiko.transport`
+    logger from its reader thread; with no logging set up, Python's `logging.lastResort` prints
+    that on stderr. Our errors say what failed in one line, so paramiko's logger is silenced
+    (a NullHandler, no propagation). Idempotent; called where a connection starts, not at import."""
+    logger = logging.getLogger("paramiko")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+
+
+def is_banner_error(detail: str) -> bool:
+    return "protocol banner" in detail
+
+
 def connect(target: SshTarget, progress: ProgressFn | None = None) -> SshSession:
     """Connect and authenticate within `target.connect_deadline_s`, retrying what a boot causes.
 
     Retried: refused/reset/unreachable, timeouts, sshd closing before or during the handshake.
     Final at once: host key mismatch, authentication refused, unusable key or pins.
     """
+    quiet_paramiko()
     redactor = target.redactor()
 
     def fail(step: str, detail: str) -> SshError:
@@ -287,8 +309,9 @@ def connect(target: SshTarget, progress: ProgressFn | None = None) -> SshSession
                 progress(f"ssh {target.host}:{target.port}: attempt {attempts} failed ({last}); "
                          f"{max(backoff.remaining_s, 0):.0f} s left")
             if not backoff.sleep():
+                hint = f" ({NOT_SSH_HINT})" if is_banner_error(last) else ""
                 raise fail("connect", f"gave up after {attempts} attempts in "
-                           f"{backoff.elapsed_s:.1f} s; last error: {last}") from None
+                           f"{backoff.elapsed_s:.1f} s; last error: {last}{hint}") from None
             continue
         except SshError:
             raise
@@ -329,19 +352,26 @@ def _handshake(target: SshTarget, pinned: list[hostkeys.PinnedKey],
     options.key_types = offered
     transport.banner_timeout = budget
     transport.handshake_timeout = budget
+    started = time.monotonic()
     try:
         transport.start_client(timeout=budget)
+        server_key = transport.get_remote_server_key()  # "No existing session" if it timed out
     except paramiko.SSHException as exc:
         transport.close()
         if "host key" in str(exc).lower():
             raise SshError(target.host, target.port, "host-key",
                            f"the server offers none of the pinned key types "
                            f"({', '.join(offered)}): {exc}") from None
+        silent = is_banner_error(str(exc)) or "no existing session" in str(exc).lower()
+        if silent and time.monotonic() - started >= budget * 0.9:
+            # Held open the whole attempt without a word: not an SSH server (a port forward
+            # whose far side is not up yet closes at once instead, and is retried).
+            raise SshError(target.host, target.port, "connect",
+                           f"no SSH banner within {budget:.0f} s: {NOT_SSH_HINT}") from None
         raise _Retryable(f"handshake: {exc}") from None
     except (OSError, EOFError) as exc:
         transport.close()
         raise _Retryable(f"handshake: {type(exc).__name__} {exc}") from None
-    server_key = transport.get_remote_server_key()
     if not hostkeys.matches(pinned, server_key):
         transport.close()
         raise SshError(target.host, target.port, "host-key",

@@ -10,6 +10,7 @@ import pulumi
 from phoenix import dynamic_workers
 from phoenix.cloudinit import render_seed
 from phoenix.config.model import Config, VmConfig
+from phoenix.config.zfs_rules import zfs_resource_name
 from phoenix.resources import dependency_walk
 from phoenix.resources.clone_lanes import CloneLanes, longest_lane
 from phoenix.resources.data_disks import data_holder
@@ -18,7 +19,6 @@ from phoenix.resources.provider import make_provider
 from phoenix.resources.settings import PROJECT, StackSettings
 from phoenix.resources.templates import PhoenixTemplate, build_templates
 from phoenix.resources.vm import PhoenixVm, VmInputs
-from phoenix.zfs.naming import zfs_resource_name
 from phoenix.zfs.provider import ZfsProperty, ZfsPropertyArgs
 
 

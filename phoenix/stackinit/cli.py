@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phoenix.cli_support import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail
+from phoenix.stackinit.admin_key import AdminKeyError, config_placeholders, read_admin_key, write_admin_key
 from phoenix.stackinit.hostkey_fetch import HostKeyFetchError, fetch_host_keys
 from phoenix.stackinit.offline import proxmox_problems, ssh_key_problems, stack_problems
 from phoenix.stackinit.pulumi_cli import (
@@ -50,6 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="confirm the node's fetched host key by its fingerprint (non-interactive)")
     parser.add_argument("--host-key", metavar="'TYPE BASE64'",
                         help="pin this host key line as it is (from the node's console), without fetching")
+    parser.add_argument("--admin-key", metavar="FILE.pub",
+                        help="your SSH public key: replaces the example's key placeholder in the VM config "
+                             "file (the VMs' admin user gets this key and no other)")
+    parser.add_argument("--file", metavar="FILE",
+                        help="the VM config file (default phoenix_vm_configs.json); also set as the stack's "
+                             "vmConfigFile when init writes the stack config")
     parser.add_argument("--interactive", action="store_true",
                         help="ask for every value not given as a flag (the default on a terminal)")
 
@@ -67,6 +74,13 @@ class Answers:
     address: str | None = None
     port: int | None = None
     host_keys: list[str] = field(default_factory=list)
+    admin_key: str | None = None  # the user's public key line, for the VM config file
+    config_file: str | None = None  # --file: written as vmConfigFile
+
+    def stack_values(self) -> bool:
+        """Whether anything goes to the stack config (else Pulumi is not needed)."""
+        return any((self.endpoint, self.token, self.private_key, self.node, self.address)) \
+            or bool(self.host_keys)
 
 
 class Prompter:
@@ -135,6 +149,7 @@ def gather(args: argparse.Namespace, prompt: Prompter) -> tuple[Answers, list[st
     if a.port is not None and not 0 < a.port < 65536:
         problems.append(f"--node-port: {a.port} is not a TCP port")
 
+    a.config_file = args.file
     values = {"proxmoxve:endpoint": a.endpoint, "proxmoxve:apiToken": a.token,
               "proxmoxve:insecure": a.insecure, f"{PROJECT}:sshPrivateKey": a.private_key}
     problems += [f"{p.key}: {p.message}" for p in proxmox_problems(values) if p.message != "not set"]
@@ -145,6 +160,42 @@ def gather(args: argparse.Namespace, prompt: Prompter) -> tuple[Answers, list[st
     if args.host_key and not (a.node and a.address):
         problems.append("--host-key needs --node and --node-address")
     return a, problems
+
+
+def config_path(file: str | None) -> Path:
+    path = Path(file or "phoenix_vm_configs.json").expanduser()
+    return path if path.is_absolute() else PROJECT_DIR() / path
+
+
+def _admin_key(args: argparse.Namespace, a: Answers, prompt: Prompter) -> list[str]:
+    """--admin-key (or, when the config file still has the example's placeholder, asked)."""
+    source = args.admin_key
+    if not source and config_placeholders(config_path(args.file)):
+        # No default: an empty answer (or end of input) writes no key rather than guess one.
+        source = prompt.value("Your SSH public key for the VMs' admin user (a .pub file such as "
+                              "~/.ssh/id_ed25519.pub; empty: skip)")
+    if not source:
+        return []
+    try:
+        a.admin_key = read_admin_key(source)
+    except AdminKeyError as exc:
+        return [str(exc)]
+    return []
+
+
+def write_config_file(args: argparse.Namespace, a: Answers) -> str | None:
+    """Put the admin key in the VM config file; -> what was done, for the summary line."""
+    if not a.admin_key:
+        return None
+    path = config_path(args.file)
+    try:
+        replaced = write_admin_key(path, a.admin_key)
+    except (OSError, ValueError, AdminKeyError) as exc:
+        raise AdminKeyError(f"{path}: cannot write the admin key: {exc}") from None
+    if replaced:
+        return f"{path}: your public key replaces the example's placeholder"
+    return (f"{path}: has no key placeholder, left as it is (your key is not added: the keys there "
+            "are your choice; edit user.ssh_authorized_keys)")
 
 
 def confirm_host_keys(args: argparse.Namespace, a: Answers, prompt: Prompter) -> list[str]:
@@ -199,6 +250,8 @@ def write(stack: PulumiStackConfig, a: Answers) -> list[str]:
         put(f"{PROJECT}:sshPrivateKey", a.private_key, secret=True)
     if a.ssh_user:
         put(f"{PROJECT}:sshUsername", a.ssh_user)
+    if a.config_file:
+        put(f"{PROJECT}:vmConfigFile", a.config_file)
     if a.node and a.address:
         base = f"{PROJECT}:nodes.{a.node}"
         put(f"{base}.address", a.address, path=True)
@@ -234,11 +287,22 @@ def run(args: argparse.Namespace) -> int:
     answers, problems = gather(args, prompt)
     if not problems:
         problems = confirm_host_keys(args, answers, prompt)
+    if not problems:
+        problems = _admin_key(args, answers, prompt)  # asked last: earlier answers keep their order
     if problems:
         for problem in problems:
             fail(problem, EXIT_FAILED)
-        print("nothing was written.", file=sys.stderr)
+        # The outcome, on stdout: stderr holds only the `error:` lines (docs/cli.md "Messages").
+        print("nothing was written.")
         return EXIT_FAILED
+    try:
+        done = write_config_file(args, answers)
+    except AdminKeyError as exc:
+        return fail(exc, EXIT_FAILED)
+    if done:
+        print(done)
+        if not answers.stack_values():
+            return EXIT_OK  # only the config file: no Pulumi needed
     try:
         select_or_create(stack)
         written = write(stack, answers)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import paramiko
 
 from phoenix.remote.keys import fingerprint
+from phoenix.remote.ssh import NOT_SSH_HINT, is_banner_error, quiet_paramiko
 
 # One handshake per type, strongest first; paramiko verifies all three.
 HOST_KEY_ALGORITHMS = ("ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512")
@@ -32,6 +33,7 @@ class FetchedHostKey:
 
 def fetch_host_keys(host: str, port: int = 22, timeout_s: float = FETCH_TIMEOUT_S) -> list[FetchedHostKey]:
     """Every host key the server offers among HOST_KEY_ALGORITHMS (no login is attempted)."""
+    quiet_paramiko()
     found: list[FetchedHostKey] = []
     last_error = ""
     for algorithm in HOST_KEY_ALGORITHMS:
@@ -42,11 +44,15 @@ def fetch_host_keys(host: str, port: int = 22, timeout_s: float = FETCH_TIMEOUT_
         transport = paramiko.Transport(sock)
         try:
             transport.get_security_options().key_types = [algorithm]
-            transport.banner_timeout = transport.handshake_timeout = timeout_s
+            # A server sends its identification at once (RFC 4253 4.2): no need to wait long.
+            transport.banner_timeout = min(timeout_s, 5.0)
+            transport.handshake_timeout = timeout_s
             transport.start_client(timeout=timeout_s)
             key = transport.get_remote_server_key()
         except (paramiko.SSHException, OSError, EOFError) as exc:
             last_error = str(exc) or type(exc).__name__
+            if is_banner_error(last_error):  # not an SSH server: the other types would wait too
+                raise HostKeyFetchError(f"{host}:{port}: {NOT_SSH_HINT}") from None
             continue  # the server has no key of this type
         finally:
             transport.close()

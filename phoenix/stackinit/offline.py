@@ -136,7 +136,11 @@ def stack_problems(values: Mapping[str, str | None], project_dir: Path,
                                      f"pulumi config set {PROJECT}:vmConfigFile FILE.json"))
         config = None
     except ConfigError as exc:
-        problems.extend(StackProblem(vm_file, str(p), f"edit {vm_file} (python -m phoenix validate {vm_file})")
+        from phoenix.config.ssh_keys import FIX_PLACEHOLDER
+
+        problems.extend(StackProblem(vm_file, str(p), f"{FIX_PLACEHOLDER} --file {vm_file}"
+                                     if FIX_PLACEHOLDER in p.message else
+                                     f"edit {vm_file} (python -m phoenix validate {vm_file})")
                         for p in exc.problems)
         config = None
     first_use = {z.node: f"zfs[{i}]" for i, z in reversed(list(enumerate(config.zfs)))} if config else {}

@@ -1,10 +1,9 @@
 """ZFS properties on Proxmox nodes over SSH (dynamic provider `ZfsProperty`).
 
-`check_zfs_property(dataset, prop, value) -> list[str]` and `zfs_resource_name` are for the
-config loader.
+The rules on datasets, properties and resource names are the config layer's
+(phoenix/config/zfs_rules.py), re-exported here for the provider's users.
 """
 
-from phoenix.zfs.naming import zfs_resource_name
-from phoenix.zfs.validate import check_zfs_property, normalize
+from phoenix.config.zfs_rules import check_zfs_property, normalize, zfs_resource_name
 
 __all__ = ["check_zfs_property", "normalize", "zfs_resource_name"]

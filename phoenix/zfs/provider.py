@@ -32,6 +32,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+from phoenix.config.zfs_rules import check_zfs_property, normalize
 from phoenix.dynamic_inputs import changed_inputs, is_unknown
 from phoenix.remote.errors import SshError
 from phoenix.remote.provider_glue import (
@@ -48,7 +49,6 @@ from phoenix.zfs.remote_zfs import (
     inherit_property,
     set_property,
 )
-from phoenix.zfs.validate import check_zfs_property, normalize
 
 PROVIDER_VERSION = "1"
 # The setting's identity is the dataset and the property (and the node, in the resource name);

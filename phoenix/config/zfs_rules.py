@@ -1,4 +1,6 @@
-"""Checks on ZFS dataset names, property names and values (also used by the config loader).
+"""ZFS rules of the config layer: dataset names, property names and values, and the Pulumi
+resource name of one property setting. The config loader checks with them; the ZFS provider
+(phoenix/zfs) and the stack use them too, so the config layer imports nothing above it.
 
 Values reach the node shell-quoted anyway; the checks exist so a typo fails at load time with a
 message, not on the node halfway through a `pulumi up`, and so a name can never be read as an
@@ -130,3 +132,11 @@ def normalize(prop: str, value: str) -> str:
     if prop in ("quota", "refquota", "reservation", "refreservation") and value in ("none", "0"):
         return "0"  # `zfs get -p` prints 0 for none
     return value
+
+
+def zfs_resource_name(node: str, dataset: str, prop: str) -> str:
+    """The Pulumi resource name of one ZFS property setting. Stable across runs: changing it would
+    make Pulumi delete and re-create the setting. The loader rejects two settings that would get
+    the same name (Pulumi refuses a duplicate URN, and '/' folds into '-', so `tank/vm-a` and
+    `tank-vm/a` collide)."""
+    return f"zfs-{node}-{dataset.replace('/', '-')}-{prop}"
