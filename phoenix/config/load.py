@@ -21,6 +21,8 @@ from phoenix.config import templates as template_rules
 from phoenix.config.clone_rules import DEFAULT_CLONE_MODE, clone_mode_problems
 from phoenix.config.errors import ConfigError, ConfigFileError, Problem
 from phoenix.config.model import (
+    EDITS_IN_PLACE,
+    EDITS_REBUILD,
     Config,
     FeatureRef,
     GuestAgentConfig,
@@ -49,7 +51,8 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "features": [],
     "tags": [],
     "protect": False,
-    "recreate_on_cloud_init_change": False,
+    # `edits` and its old spelling `recreate_on_cloud_init_change` have no built-in default
+    # here: whether either was given matters (edits_policy).
     "clone_mode": DEFAULT_CLONE_MODE,
     "network_config": {"bridge": "vmbr0", "dns": []},
     "user": {"ssh_authorized_keys": [], "sudo": True, "shell": "/bin/bash"},
@@ -58,6 +61,19 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
 REQUIRED = ("vmid", "name", "node")
 _DIGEST_LENGTH = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
 REQUIRED_NESTED = (("network_config", "ip"), ("user", "name"))
+
+
+def edits_policy(vm: dict[str, Any]) -> tuple[str, str | None]:
+    """(policy, problem) from `edits` and its old spelling `recreate_on_cloud_init_change`
+    (true = "rebuild", false = not "rebuild"); both given and disagreeing is a problem."""
+    edits, recreate = vm.get("edits"), vm.get("recreate_on_cloud_init_change")
+    if edits is None:
+        return (EDITS_REBUILD if recreate else EDITS_IN_PLACE), None
+    if recreate is not None and recreate != (edits == EDITS_REBUILD):
+        return edits, (f"\"edits\": {edits!r} contradicts \"recreate_on_cloud_init_change\": "
+                       f"{str(recreate).lower()} (its old spelling: true means \"rebuild\"); "
+                       "keep only \"edits\"")
+    return edits, None
 
 
 @functools.lru_cache(maxsize=1)
@@ -352,6 +368,9 @@ class _Checker:
             self.add(where, "timezone", rules.timezone_problem(vm["timezone"]) or "")
         self.check_each(where, "packages", vm["packages"], rules.package_problem)
         self.check_each(where, "tags", vm["tags"], rules.tag_problem)
+        edits, message = edits_policy(vm)
+        if message:
+            self.add(where, "edits", message)
 
         network = self.network(where, vm)
         user = self.user(where, vm["user"])
@@ -383,7 +402,7 @@ class _Checker:
             cpu_type=vm["cpu_type"],
             on_boot=vm["on_boot"],
             protect=vm["protect"],
-            recreate_on_cloud_init_change=vm["recreate_on_cloud_init_change"],
+            edits=edits,
             timezone=vm.get("timezone"),
             clone_mode=vm["clone_mode"],
             template=vm.get("_template"),
@@ -452,12 +471,17 @@ class _Checker:
 
     def features(self, where: str, raw: list[Any]) -> tuple[FeatureRef, ...]:
         # The feature catalog knows each script and its parameters.
-        from phoenix.features.catalog import check_feature
+        from phoenix.features.catalog import FEATURES, check_feature
 
         refs = []
         for i, item in enumerate(raw):
             name, params = (item, {}) if isinstance(item, str) else (item["name"], item.get("params", {}))
             params = {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in params.items()}
+            if name in FEATURES and FEATURES[name].internal:
+                self.add(where, f"features[{i}]", f"{name!r} is Phoenix's own in-place step, not a "
+                         "feature to list: it follows packages, user.ssh_authorized_keys and "
+                         "timezone when \"edits\" is \"in-place\" (the default)")
+                continue
             for message in check_feature(name, params):
                 self.add(where, f"features[{i}]", message)
             refs.append(FeatureRef(name=name, params=params))

@@ -55,6 +55,8 @@ class FeatureSpec:
     params: Mapping[str, ParamSpec]
     delete_script: str | None = None  # run by the provider's delete, if any
     needs_root: bool = True  # run through `sudo -n` unless told otherwise
+    # Phoenix's own step, made from other config fields (not listable in a VM's `features`).
+    internal: bool = False
 
     def script_text(self) -> str:
         return _read(self.script)
@@ -113,6 +115,15 @@ def _public_keys_problems(value: str) -> list[str]:
             for i, line in enumerate(lines, start=1) if not _PUBLIC_KEY.match(line)]
 
 
+def _packages_problems(value: str) -> list[str]:
+    from phoenix.config.rules import package_problem  # the config's own rule, one source
+
+    return [p for p in (package_problem(name) for name in value.split()) if p]
+
+
+_SECONDS = r"[1-9][0-9]{0,4}"
+CONVERGE = "converge"
+
 FEATURES: dict[str, FeatureSpec] = {
     "docker": FeatureSpec(
         name="docker",
@@ -141,6 +152,33 @@ FEATURES: dict[str, FeatureSpec] = {
                               default="", pattern=rf"|{_USERNAME}"),
         },
     ),
+    CONVERGE: FeatureSpec(
+        name=CONVERGE,
+        description="Phoenix's in-place step (edits: \"in-place\", docs/edits.md): installs the "
+                    "VM's missing packages, makes the admin user's authorized_keys exactly the "
+                    "configured keys plus Phoenix's own, sets the timezone. Idempotent.",
+        script="converge.sh",
+        internal=True,
+        params={
+            "packages": ParamSpec("package names, space-separated (names the config checked)",
+                                  default="", validate=_packages_problems),
+            # Opaque lines: options such as from="..." are the config checker's business.
+            "keys": ParamSpec("the admin user's public key lines, one per line", default=""),
+            "login_key": ParamSpec("the public key line Phoenix logs in with (always kept)",
+                                   default=""),
+            "timezone": ParamSpec("an IANA timezone name; empty: not managed", default="",
+                                  pattern=r"|[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*"),
+            "user": ParamSpec("whose authorized_keys; empty: the SSH login user",
+                              default="", pattern=rf"|{_USERNAME}"),
+            "lock_timeout_s": ParamSpec("how long to wait for another apt/dpkg's lock",
+                                        default="300", pattern=_SECONDS),
+            "apt_timeout_s": ParamSpec("deadline of one apt-get call", default="600",
+                                       pattern=_SECONDS),
+            "state_dir": ParamSpec("where the last converged package list is kept",
+                                   default="/var/lib/phoenix/converge",
+                                   pattern=r"/[A-Za-z0-9_./-]+"),
+        },
+    ),
 }
 
 
@@ -149,7 +187,7 @@ def check_feature(name: str, params: Mapping[str, str]) -> list[str]:
     values); empty when it is usable. For the config validator."""
     spec = FEATURES.get(name)
     if spec is None:
-        known = ", ".join(sorted(FEATURES))
+        known = ", ".join(sorted(n for n, f in FEATURES.items() if not f.internal))
         return [f"unknown feature {name!r} (known: {known})"]
     if not isinstance(params, Mapping):
         return [f"feature {name!r}: params must be an object of strings"]

@@ -103,6 +103,7 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
                 # A clone of a template of this file waits for its bake.
                 template_resource=_bake_of(stack, vm.clone_from),
                 ssh_private_key=settings.ssh_private_key,
+                ssh_public_key=settings.ssh_public_key,
             ),
         )
         lanes.add(vm, component.vm)

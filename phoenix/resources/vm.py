@@ -10,8 +10,12 @@ Data safety (cloud-init's per-instance modules only run at a VM's first boot; do
   (Passing `snippet.id` instead would make the VM's
   `user_data_file_id` unknown during the update, and that field forces replacement upstream:
   bpg/terraform-provider-proxmox #1636, #2901.)
-- Opt-in per VM: `recreate_on_cloud_init_change: true` puts the cloud-init seed's sha256 in the VM's
-  description and marks that field replace-on-change, so a changed seed rebuilds the VM.
+- Edits reach the running VM by the VM's `edits` policy (docs/edits.md): "in-place" (default)
+  adds a `converge` step (`vm-<vmid>-converge`, a built-in Feature run after readiness) that
+  installs added packages and sets the admin keys and the timezone over SSH; "seed-only" only
+  replaces the snippet; "rebuild" (old spelling `recreate_on_cloud_init_change: true`) puts the
+  seed source's sha256 in the VM's description and marks that field replace-on-change, so a
+  changed seed rebuilds the VM.
 - `protect: true` maps to Pulumi's protect (no delete, no replace until it is unset).
 - A VM replacement is always delete-first (fixed vmid); readiness and features follow the VM
   (`follows_vm`); a node change migrates (`migrate=True`).
@@ -28,6 +32,7 @@ import pulumi_proxmoxve as proxmoxve
 from phoenix.cloudinit import Seed
 from phoenix.cloudinit.first_boot import first_boot_hint
 from phoenix.config.model import VmConfig
+from phoenix.features.catalog import CONVERGE
 from phoenix.features.provider import Feature, FeatureArgs
 from phoenix.readiness.provider import GuestAgentReady, GuestAgentReadyArgs
 
@@ -119,6 +124,51 @@ class VmInputs:
     clone_after: pulumi.Resource | None = None  # a full clone's lane predecessor (clone_lanes)
     template_resource: pulumi.Resource | None = None  # the bake of a template of the file
     ssh_private_key: pulumi.Input[str] | None = None  # secret: how features reach the VM
+    ssh_public_key: str = ""  # its public line: the converge step never removes it
+
+
+CONVERGE_CONNECT_TIMEOUT_S = 120.0  # a stopped VM fails its own update within this
+
+
+def converge_params(vm: VmConfig, login_key: str) -> dict[str, str]:
+    """The converge step's inputs: exactly what the seed gives cloud-init for the same fields
+    (render_user_data: the configured keys, then Phoenix's), so a VM built from the current seed
+    has nothing to change."""
+    keys = list(dict.fromkeys([*vm.user.ssh_authorized_keys, *([login_key] if login_key else [])]))
+    return {
+        "packages": " ".join(dict.fromkeys(vm.packages)),
+        "keys": "\n".join(keys),
+        "login_key": login_key,
+        "timezone": vm.timezone or "",
+    }
+
+
+def converge_step(name: str, vm: VmConfig, machine: proxmoxve.VmLegacy, ready: GuestAgentReady,
+                  inputs: VmInputs, parent: pulumi.Resource) -> Feature | None:
+    """The VM's in-place step (`edits: "in-place"`), or None (seed-only, rebuild, no sudo).
+
+    A built-in Feature: its provider already gives what this needs — an update (never a
+    replace) only when an input changes, a pure diff (a second `up` runs nothing), the as-built
+    address/user and host keys pinned from readiness, `refresh`/`destroy` never blocked by an
+    unreachable VM (no delete script: delete opens no connection). It follows the VM
+    (`follows_vm`): a rebuild runs it again against the new VM."""
+    if not vm.converges_in_place:
+        return None
+    return Feature(
+        name,
+        FeatureArgs(
+            host=ready.ip,
+            username=ready.built_username,
+            private_key=inputs.ssh_private_key,
+            host_keys=ready.ssh_host_keys,
+            feature=CONVERGE,
+            params=converge_params(vm, inputs.ssh_public_key),
+            triggers=[machine.id],
+            connect_timeout_s=CONVERGE_CONNECT_TIMEOUT_S,
+        ),
+        opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=parent),
+                                          follows_vm(machine, depends_on=[ready])),
+    )
 
 
 class PhoenixVm(pulumi.ComponentResource):
@@ -127,6 +177,7 @@ class PhoenixVm(pulumi.ComponentResource):
     vm: proxmoxve.VmLegacy
     snippets: dict[str, proxmoxve.FileLegacy]
     ready: GuestAgentReady
+    converge: Feature | None
     features: dict[str, Feature]
 
     def __init__(self, name: str, vm: VmConfig, inputs: VmInputs,
@@ -235,6 +286,14 @@ class PhoenixVm(pulumi.ComponentResource):
                                               follows_vm(self.vm, depends_on=[self.vm])),
         )
 
+        # Edits of packages, keys and timezone converge in place, after readiness, before the
+        # features (which then never race it over authorized_keys, and find the packages).
+        self.converge = converge_step(f"{name}-converge", vm, self.vm, self.ready, inputs,
+                                      parent=self)
+        after_converge: list[pulumi.Resource] = [self.ready]
+        if self.converge is not None:
+            after_converge.append(self.converge)
+
         # Features run over SSH once the VM is ready, at the address and as the user the VM
         # really has (readiness's as-built outputs), pinning the host keys read through the
         # agent (no trust on first use). A rebuilt VM re-runs them (follows_vm).
@@ -251,7 +310,7 @@ class PhoenixVm(pulumi.ComponentResource):
                     triggers=[self.vm.id],
                 ),
                 opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self),
-                                                  follows_vm(self.vm, depends_on=[self.ready])),
+                                                  follows_vm(self.vm, depends_on=after_converge)),
             )
             for feature in vm.features
         }
