@@ -17,8 +17,10 @@ apt_timeout="${PHOENIX_APT_TIMEOUT_S:-600}"
 state_dir="${PHOENIX_STATE_DIR:-/var/lib/phoenix/converge}"
 changes=0
 
-fail() {
-    printf 'converge: %s\n' "$@" >&2
+fail() {  # first line: what failed; further arguments: the cause lines, as they were
+    printf 'converge: %s\n' "$1" >&2
+    shift
+    [ "$#" -eq 0 ] || printf '%s\n' "$@" >&2
     exit 3
 }
 
@@ -83,7 +85,10 @@ converge_timezone() {
         return
     fi
     [ -f "/usr/share/zoneinfo/$tz" ] || fail "timezone: /usr/share/zoneinfo/$tz does not exist on this VM (is tzdata installed?)"
-    if ! { command -v timedatectl >/dev/null 2>&1 && timedatectl set-timezone "$tz" 2>/dev/null; }; then
+    if command -v timedatectl >/dev/null 2>&1; then
+        local err
+        err="$(timedatectl set-timezone "$tz" 2>&1)" || fail "timezone: timedatectl set-timezone $tz failed: $err"
+    else  # no systemd tools: what cloud-init's Debian distro class writes
         ln -sfn "/usr/share/zoneinfo/$tz" /etc/localtime
         printf '%s\n' "$tz" > /etc/timezone
     fi
