@@ -134,7 +134,7 @@ apt_failed() {  # what, exit code: name the cause from apt's and dpkg's own line
     if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
         fail "$what: apt-get still running after ${apt_timeout} s; stopped"
     fi
-    causes="$(grep -E '^(E: |W: Failed to fetch)|dpkg: (error|dependency problems)|Errors were encountered|Sub-process .* returned an error|has no installation candidate|Unable to locate package|unmet dependencies|^ ?\S+ : (Pre-)?Depends: |Could not get lock|Temporary failure resolving|Could not connect to' "$apt_log" | head -n 12 || true)"
+    causes="$(grep -E '^(E: |W: Failed to fetch)|dpkg: (error|dependency problems)|Errors were encountered|Sub-process .* returned an error|has no installation candidate|Unable to locate package|unmet dependencies|^ ?\S+ : (Pre-)?Depends: |Could not get lock|Temporary failure resolving|Could not connect to' "$apt_log" | awk '!seen[$0]++' | head -n 12 || true)"
     if grep -q 'Could not get lock' "$apt_log"; then
         causes="$causes
 another apt or dpkg held the lock for more than ${lock_timeout} s (unattended-upgrades? a manual apt?); the next \`pulumi up\` tries again"
