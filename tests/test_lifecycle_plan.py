@@ -217,6 +217,15 @@ def test_edit_keys_or_timezone_updates_only_the_converge_step(doc, key, field):
     assert_invariants(v1, v2, result)
 
 
+def test_a_first_boot_only_edit_updates_the_converge_step_to_warn(doc, key):
+    """network_config.gateway/dns etc. cannot converge: the step's update warns (docs/edits.md);
+    still no VM replaced, no feature re-run."""
+    v1, v2, result = runs(doc, lambda d: d["vms"][0]["network_config"].update(dns=["10.0.0.53"]), key)
+    changed = {v2.by_urn(u).name: a for u, a in result.items() if a != "same"}
+    assert changed == {"vm-8001-network-config": "replace", "vm-8001-converge": "update"}
+    assert_invariants(v1, v2, result)
+
+
 def test_converge_runs_after_readiness_and_before_the_features(doc, key):
     run = run_program(build_config(doc), key)
     converge, ready = run.named("vm-8001-converge"), run.named("vm-8001-ready")

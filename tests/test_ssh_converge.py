@@ -309,3 +309,34 @@ def test_an_unreachable_vm_fails_its_own_update_with_the_reason(sshd, host):
     # refresh keeps the state; destroy opens no connection at all (no delete script)
     assert FeatureProvider().read("id", {**gone, "marker": "m"}).outs["marker"] == "m"
     FeatureProvider().delete("id", gone)
+
+
+def test_a_first_boot_only_edit_warns_naming_the_vm_field_and_rebuild(sshd, host, monkeypatch):
+    """network_config.dns cannot converge: the step's update says so (and changes nothing)."""
+    import phoenix.features.provider as provider_module
+    from phoenix.config import build_config
+    from phoenix.features.first_boot_only import first_boot_only
+
+    warned: list[str] = []
+    monkeypatch.setattr(provider_module, "pulumi_warn", warned.append)
+    _bin, _auth, state = host
+    _, login_public = keygen(sshd.workdir / f"login-{time.monotonic_ns()}")
+    doc = {"defaults": {"node": "pve", "user": {"name": "phoenix"},
+                        "network_config": {"gateway": "10.0.0.1", "dns": ["10.0.0.1"]}},
+           "vms": [{"vmid": 8001, "name": "web-01", "clone_from": 9000,
+                    "network_config": {"ip": "10.0.0.5/24"}}]}
+    before = first_boot_only(build_config(doc).vms[0])
+    doc["vms"][0]["network_config"]["dns"] = ["10.0.0.53"]
+    after = first_boot_only(build_config(doc).vms[0])
+    old = props(sshd, state, keys=login_public, login_key=login_public, first_boot=before)
+    provider = FeatureProvider()
+    created = provider.create(old)
+    new = {**old, "params": {**old["params"], "first_boot": after}}
+    assert provider.diff(created.id, created.outs, new).changes
+    out = provider.update(created.id, created.outs, new).outs
+    assert out["changes"] == 0
+    assert warned == [
+        'VM 8001 (web-01): network_config.dns changed to ["10.0.0.53"] but only the VM\'s first '
+        "boot applies it; the running VM keeps its value until it is rebuilt: set \"edits\": "
+        '"rebuild" (old spelling recreate_on_cloud_init_change: true), or `pulumi up --replace '
+        "<the VM's URN>` (docs/edits.md)"]

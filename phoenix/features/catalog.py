@@ -174,6 +174,9 @@ FEATURES: dict[str, FeatureSpec] = {
                                         default="300", pattern=_SECONDS),
             "apt_timeout_s": ParamSpec("deadline of one apt-get call", default="600",
                                        pattern=_SECONDS),
+            # Not used by the script: a change updates the step, whose provider warns
+            # (phoenix.features.first_boot_only).
+            "first_boot": ParamSpec("JSON of the VM's first-boot-only values", default=""),
             "state_dir": ParamSpec("where the last converged package list is kept",
                                    default="/var/lib/phoenix/converge",
                                    pattern=r"/[A-Za-z0-9_./-]+"),

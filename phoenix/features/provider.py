@@ -38,12 +38,14 @@ from pulumi.dynamic import (
 )
 
 from phoenix.dynamic_inputs import changed_inputs, contains_unknown
-from phoenix.features.catalog import FEATURES, FeatureSpec, check_feature
+from phoenix.features.catalog import CONVERGE, FEATURES, FeatureSpec, check_feature
+from phoenix.features.first_boot_only import first_boot_warnings
 from phoenix.remote.provider_glue import (
     RECORD_ONLY_KEYS,
     connect_or_warn,
     pulumi_log,
     pulumi_progress,
+    pulumi_warn,
     target_from_props,
     unreachable_after,
 )
@@ -144,6 +146,10 @@ class FeatureProvider(ResourceProvider):
         return CreateResult(id_, self._run(id_, props))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        if news.get("feature") == CONVERGE:  # fields the running VM cannot follow: say so
+            for warning in first_boot_warnings((olds.get("params") or {}).get("first_boot"),
+                                               (news.get("params") or {}).get("first_boot")):
+                pulumi_warn(warning)
         rerun = [k for k in changed_inputs(olds, news, INPUT_KEYS) if k not in RECORD_ONLY_KEYS]
         if not rerun and olds.get("marker") == _expected_marker(news):
             # Only credentials, timeouts or the provider version changed: record, run nothing.

@@ -33,6 +33,7 @@ from phoenix.cloudinit import Seed
 from phoenix.cloudinit.first_boot import first_boot_hint
 from phoenix.config.model import VmConfig
 from phoenix.features.catalog import CONVERGE
+from phoenix.features.first_boot_only import first_boot_only
 from phoenix.features.provider import Feature, FeatureArgs
 from phoenix.readiness.provider import GuestAgentReady, GuestAgentReadyArgs
 
@@ -140,6 +141,7 @@ def converge_params(vm: VmConfig, login_key: str) -> dict[str, str]:
         "keys": "\n".join(keys),
         "login_key": login_key,
         "timezone": vm.timezone or "",
+        "first_boot": first_boot_only(vm),
     }
 
 
