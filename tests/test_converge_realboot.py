@@ -114,3 +114,17 @@ def test_a_package_that_does_not_exist_fails_with_apts_cause(guest: LocalBoot) -
         FeatureProvider().create(props)
     text = str(info.value)
     assert "E: Unable to locate package nosuchpkg-phoenix" in text
+
+
+def test_timezone_without_timedatectl_writes_localtime_and_timezone(guest: LocalBoot) -> None:
+    """Where timedatectl is missing, the step writes what cloud-init's Debian distro class
+    writes: the /etc/localtime link and /etc/timezone (timedatectl made non-executable here)."""
+    assert _sh(guest, "sudo -n chmod -x /usr/bin/timedatectl && echo off").strip() == "off"
+    try:
+        created = FeatureProvider().create(_props(guest, timezone="Asia/Tokyo"))
+        assert "timezone Europe/Berlin -> Asia/Tokyo" in created.outs["stdout_tail"]
+    finally:
+        _sh(guest, "sudo -n chmod +x /usr/bin/timedatectl")
+    assert _sh(guest, "readlink /etc/localtime").strip() == "/usr/share/zoneinfo/Asia/Tokyo"
+    assert _sh(guest, "cat /etc/timezone").strip() == "Asia/Tokyo"
+    assert _sh(guest, "timedatectl show -p Timezone --value").strip() == "Asia/Tokyo"

@@ -61,10 +61,14 @@ converge_keys() {
     changes=$((changes + 1))
 }
 
-# ---- timezone: timedatectl where systemd is PID 1, else /etc/localtime + /etc/timezone.
+# ---- timezone: timedatectl where it exists, else /etc/localtime + /etc/timezone.
+has_timedatectl() {  # bash's `command -v` also reports a file that is not executable
+    local path
+    path="$(command -v timedatectl 2>/dev/null)" && [ -x "$path" ]
+}
 current_timezone() {
     local tz=""
-    if command -v timedatectl >/dev/null 2>&1; then
+    if has_timedatectl; then
         tz="$(timedatectl show -p Timezone --value 2>/dev/null || true)"
     fi
     if [ -z "$tz" ] && [ -L /etc/localtime ]; then
@@ -85,7 +89,7 @@ converge_timezone() {
         return
     fi
     [ -f "/usr/share/zoneinfo/$tz" ] || fail "timezone: /usr/share/zoneinfo/$tz does not exist on this VM (is tzdata installed?)"
-    if command -v timedatectl >/dev/null 2>&1; then
+    if has_timedatectl; then
         local err
         err="$(timedatectl set-timezone "$tz" 2>&1)" || fail "timezone: timedatectl set-timezone $tz failed: $err"
     else  # no systemd tools: what cloud-init's Debian distro class writes
