@@ -4,7 +4,7 @@ One guest of the `debian-bookworm-agent` image (the fast path: agent baked in, n
 boot), booted from VM 8102's seed. Then its config is edited — a small package from Debian's
 mirror, admin keys (one with options), a timezone — and the converge step runs over SSH through
 the Feature provider, exactly as `pulumi up` would run it (inputs from
-`phoenix.resources.vm.converge_params`): no reboot, real apt, dpkg, timedatectl. Checked in the
+`phoenix.resources.converge.converge_params`): no reboot, real apt, dpkg, timedatectl. Checked in the
 guest with `dpkg -s`, the user's authorized_keys and `timedatectl`; then a second run changes
 nothing and makes no apt call; then a real dpkg lock held by another process and a package that
 does not exist fail with apt's own cause.
@@ -23,7 +23,7 @@ from phoenix.config import load_config
 from phoenix.features.provider import FeatureProvider
 from phoenix.localboot.run import LocalBoot, booted, resolve_image
 from phoenix.remote.errors import SshError
-from phoenix.resources.vm import converge_params
+from phoenix.resources.converge import converge_params
 
 pytestmark = pytest.mark.realboot
 

@@ -32,10 +32,9 @@ import pulumi_proxmoxve as proxmoxve
 from phoenix.cloudinit import Seed
 from phoenix.cloudinit.first_boot import first_boot_hint
 from phoenix.config.model import VmConfig
-from phoenix.features.catalog import CONVERGE
-from phoenix.features.first_boot_only import first_boot_only
 from phoenix.features.provider import Feature, FeatureArgs
 from phoenix.readiness.provider import GuestAgentReady, GuestAgentReadyArgs
+from phoenix.resources.converge import converge_args
 
 COMPONENT_TYPE = "phoenix:index:Vm"
 MANAGED_TAG = "phoenix"
@@ -126,51 +125,6 @@ class VmInputs:
     template_resource: pulumi.Resource | None = None  # the bake of a template of the file
     ssh_private_key: pulumi.Input[str] | None = None  # secret: how features reach the VM
     ssh_public_key: str = ""  # its public line: the converge step never removes it
-
-
-CONVERGE_CONNECT_TIMEOUT_S = 120.0  # a stopped VM fails its own update within this
-
-
-def converge_params(vm: VmConfig, login_key: str) -> dict[str, str]:
-    """The converge step's inputs: exactly what the seed gives cloud-init for the same fields
-    (render_user_data: the configured keys, then Phoenix's), so a VM built from the current seed
-    has nothing to change."""
-    keys = list(dict.fromkeys([*vm.user.ssh_authorized_keys, *([login_key] if login_key else [])]))
-    return {
-        "packages": " ".join(dict.fromkeys(vm.packages)),
-        "keys": "\n".join(keys),
-        "login_key": login_key,
-        "timezone": vm.timezone or "",
-        "first_boot": first_boot_only(vm),
-    }
-
-
-def converge_step(name: str, vm: VmConfig, machine: proxmoxve.VmLegacy, ready: GuestAgentReady,
-                  inputs: VmInputs, parent: pulumi.Resource) -> Feature | None:
-    """The VM's in-place step (`edits: "in-place"`), or None (seed-only, rebuild, no sudo).
-
-    A built-in Feature: its provider already gives what this needs — an update (never a
-    replace) only when an input changes, a pure diff (a second `up` runs nothing), the as-built
-    address/user and host keys pinned from readiness, `refresh`/`destroy` never blocked by an
-    unreachable VM (no delete script: delete opens no connection). It follows the VM
-    (`follows_vm`): a rebuild runs it again against the new VM."""
-    if not vm.converges_in_place:
-        return None
-    return Feature(
-        name,
-        FeatureArgs(
-            host=ready.ip,
-            username=ready.built_username,
-            private_key=inputs.ssh_private_key,
-            host_keys=ready.ssh_host_keys,
-            feature=CONVERGE,
-            params=converge_params(vm, inputs.ssh_public_key),
-            triggers=[machine.id],
-            connect_timeout_s=CONVERGE_CONNECT_TIMEOUT_S,
-        ),
-        opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=parent),
-                                          follows_vm(machine, depends_on=[ready])),
-    )
 
 
 class PhoenixVm(pulumi.ComponentResource):
@@ -290,8 +244,16 @@ class PhoenixVm(pulumi.ComponentResource):
 
         # Edits of packages, keys and timezone converge in place, after readiness, before the
         # features (which then never race it over authorized_keys, and find the packages).
-        self.converge = converge_step(f"{name}-converge", vm, self.vm, self.ready, inputs,
-                                      parent=self)
+        args = converge_args(vm, self.vm, self.ready, inputs.ssh_private_key,
+                             inputs.ssh_public_key)
+        # A built-in Feature: its provider already gives what the step needs — an update (never
+        # a replace) only when an input changes, a pure diff, pinned host keys, refresh and
+        # destroy never blocked by an unreachable VM (no delete script: no connection). It
+        # follows the VM like the features: a rebuild runs it against the new VM.
+        self.converge = None if args is None else Feature(
+            f"{name}-converge", args,
+            opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self),
+                                              follows_vm(self.vm, depends_on=[self.ready])))
         after_converge: list[pulumi.Resource] = [self.ready]
         if self.converge is not None:
             after_converge.append(self.converge)
