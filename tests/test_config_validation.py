@@ -482,6 +482,15 @@ def test_edits_contradicting_its_old_spelling_is_an_error(doc, given):
                         '"seed-only", "rebuild", not the string "sometimes"')
 
 
+def test_a_vms_own_spelling_wins_over_the_other_in_defaults(doc):
+    doc["defaults"]["edits"] = "seed-only"
+    doc["vms"][0]["recreate_on_cloud_init_change"] = True
+    doc["vms"][1]["edits"] = "in-place"
+    doc["defaults"]["recreate_on_cloud_init_change"] = False
+    config = build_config(doc)
+    assert [vm.edits for vm in config.vms] == ["rebuild", "in-place"]
+
+
 def test_converge_is_not_a_feature_to_list(doc):
     doc["vms"][0]["features"] = ["docker", "converge"]
     message = only_problem(doc)

@@ -63,6 +63,18 @@ _DIGEST_LENGTH = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 9
 REQUIRED_NESTED = (("network_config", "ip"), ("user", "name"))
 
 
+_EDITS_SPELLINGS = ("edits", "recreate_on_cloud_init_change")
+
+
+def _vm_spelling_wins(raw: dict[str, Any], merged: dict[str, Any]) -> None:
+    """A VM that states its policy in one spelling is not contradicted by the other spelling
+    in `defaults`: the VM's own word wins (both on the same level must still agree)."""
+    given = [key for key in _EDITS_SPELLINGS if key in raw]
+    if len(given) == 1:
+        other = _EDITS_SPELLINGS[1 - _EDITS_SPELLINGS.index(given[0])]
+        merged.pop(other, None)
+
+
 def edits_policy(vm: dict[str, Any]) -> tuple[str, str | None]:
     """(policy, problem) from `edits` and its old spelling `recreate_on_cloud_init_change`
     (true = "rebuild", false = not "rebuild"); both given and disagreeing is a problem."""
@@ -258,6 +270,7 @@ class _Checker:
             if not isinstance(raw, dict):
                 continue
             merged = _merge(defaults, raw)
+            _vm_spelling_wins(raw, merged)
             merged_vms.append((index, merged))
             if index in schema_bad_vms:
                 self.check_the_rest(index, merged, defaults, schema_bad_vms[index], images)
