@@ -369,3 +369,16 @@ def test_rotate_admin_keys_through_the_feature_updates_it_in_place(doc, key):
     changed = {v2.by_urn(u).name: a for u, a in result.items() if a != "same"}
     assert changed == {"vm-8001-feature-authorized-keys": "update"}  # runs over SSH, no rebuild
     assert_invariants(v1, v2, result)
+
+
+def test_migrating_to_the_edits_spelling_changes_nothing(doc, key):
+    """`recreate_on_cloud_init_change: true` -> `"edits": "rebuild"`: the same registrations."""
+    doc["vms"][0]["recreate_on_cloud_init_change"] = True
+
+    def migrate(d):
+        del d["vms"][0]["recreate_on_cloud_init_change"]
+        d["vms"][0]["edits"] = "rebuild"
+
+    v1, v2, result = runs(doc, migrate, key)
+    assert set(result.values()) == {"same"}, {u: a for u, a in result.items() if a != "same"}
+    assert v2.named("vm-8001-vm").replace_on_changes == ["description"]
