@@ -333,8 +333,12 @@ def test_a_first_boot_only_edit_warns_naming_the_vm_field_and_rebuild(sshd, host
     created = provider.create(old)
     new = {**old, "params": {**old["params"], "first_boot": after}}
     assert provider.diff(created.id, created.outs, new).changes
+    logins = sshd.stderr_path.read_text().count("Accepted publickey")
     out = provider.update(created.id, created.outs, new).outs
-    assert out["changes"] == 0
+    # recorded, not run: no login at all (a stopped VM cannot fail a warning-only edit)
+    assert sshd.stderr_path.read_text().count("Accepted publickey") == logins
+    assert out["params"]["first_boot"] == after and out["marker"] == created.outs["marker"]
+    assert not provider.diff(created.id, out, new).changes
     assert warned == [
         'VM 8001 (web-01): network_config.dns changed to ["10.0.0.53"] but only the VM\'s first '
         "boot applies it; the running VM keeps its value until it is rebuilt: set \"edits\": "

@@ -90,8 +90,20 @@ def _params(props: Mapping[str, Any]) -> dict[str, str]:
     return _spec(props).resolve(dict(props.get("params") or {}))
 
 
+# Parameters that describe, not run: a change is recorded (and warned about), never run.
+_RECORD_ONLY_PARAMS = {CONVERGE: ("first_boot",)}
+
+
+def _run_params(props: Mapping[str, Any]) -> dict[str, str]:
+    """The parameters that define a run (what the marker fingerprints)."""
+    params = _params(props)
+    for name in _RECORD_ONLY_PARAMS.get(props["feature"], ()):
+        params.pop(name, None)
+    return params
+
+
 def _expected_marker(props: Mapping[str, Any]) -> str:
-    return run_fingerprint(props["feature"], props["script_hash"], _params(props),
+    return run_fingerprint(props["feature"], props["script_hash"], _run_params(props),
                            props.get("triggers") or ())
 
 
@@ -151,6 +163,9 @@ class FeatureProvider(ResourceProvider):
                                                (news.get("params") or {}).get("first_boot")):
                 pulumi_warn(warning)
         rerun = [k for k in changed_inputs(olds, news, INPUT_KEYS) if k not in RECORD_ONLY_KEYS]
+        if rerun == ["params"] and olds.get("feature") == news.get("feature") \
+                and _run_params(olds) == _run_params(news):
+            rerun = []  # only a record-only parameter changed (its warning is above)
         if not rerun and olds.get("marker") == _expected_marker(news):
             # Only credentials, timeouts or the provider version changed: record, run nothing.
             return UpdateResult({**news, **{k: olds.get(k) for k in _OUTPUT_KEYS}})
