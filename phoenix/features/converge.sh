@@ -6,7 +6,8 @@
 # PHOENIX_LOGIN_KEY (the key Phoenix logs in with: always kept), PHOENIX_TIMEZONE (empty: not
 # managed), PHOENIX_USER (empty: the SSH login user), PHOENIX_LOCK_TIMEOUT_S (how long to wait
 # for another apt/dpkg), PHOENIX_APT_TIMEOUT_S (one apt-get call's deadline).
-# The last stdout line is machine-read: PHOENIX_CHANGES=<n>. Failures print "converge: ..."
+# The last stdout line is machine-read: PHOENIX_CHANGES=<n>; lines `PHOENIX_WARNING: ...` become
+# warnings of the run (the provider's _warnings_from). Failures print "converge: ..."
 # lines on stderr naming the cause (apt's and dpkg's own E:/dpkg: lines).
 set -euo pipefail
 
@@ -174,7 +175,7 @@ converge_packages() {
             case " ${wanted[*]-} " in *" $old "*) ;; *) left+=("$old") ;; esac
         done
         if [ "${#left[@]}" -gt 0 ]; then
-            echo "converge: no longer in packages, left installed: ${left[*]} (remove by hand: sudo apt-get remove ${left[*]})"
+            echo "PHOENIX_WARNING: no longer in packages, left installed: ${left[*]} (remove by hand: sudo apt-get remove ${left[*]})"
         fi
     fi
     install -d -m 0755 "$state_dir"

@@ -4,8 +4,9 @@ The converge step (`edits: "in-place"`) brings packages, keys and timezone to a 
 fields here cannot follow (cloud-init applies them once per instance, or they only describe the
 first boot). Their values travel in the step's `first_boot` parameter (JSON, not used by the
 script, not part of the run marker), so an edit of one updates the step, whose provider then
-warns naming the VM, the field and how to rebuild, and records the value without connecting. `network_config.ip` and `user.name` are not here: readiness already warns
-about them and keeps the as-built values (phoenix.readiness.provider).
+warns naming the VM, the field and how to rebuild, and records the value without connecting.
+`network_config.ip` and `user.name` are not here: readiness already warns about them and keeps
+the as-built values (phoenix.readiness.provider).
 """
 
 from __future__ import annotations

@@ -117,6 +117,13 @@ def _sudo(props: Mapping[str, Any]) -> bool:
     return _spec(props).needs_root if value is None else bool(value)
 
 
+def _warnings_from(stdout: str) -> list[str]:
+    """Lines a script marks `PHOENIX_WARNING: ...` (e.g. packages left installed): shown as
+    warnings of the run, not only in the log."""
+    return [line.split(":", 1)[1].strip() for line in stdout.splitlines()
+            if line.startswith("PHOENIX_WARNING:")]
+
+
 def _changes_from(stdout: str) -> int | None:
     for line in reversed(stdout.splitlines()):
         if line.startswith("PHOENIX_CHANGES="):
@@ -228,6 +235,8 @@ class FeatureProvider(ResourceProvider):
                                  log=pulumi_log(prefix))
             session.run(_WRITE_MARKER, env={**_marker_env(props, id_), "PHOENIX_MARKER": marker},
                         sudo=_sudo(props), timeout_s=60)
+        for warning in _warnings_from(result.stdout):
+            pulumi_warn(f"{prefix} {warning}")
         return {
             **props,
             "exit_code": result.exit_code,
