@@ -59,7 +59,7 @@ from fakepve.certs import make_cert  # noqa: E402
 from plugin_process import running_plugin  # noqa: E402
 from pulumi_harness import Registration, run_program  # noqa: E402
 from readiness_fixtures import agent_answers, openssh_public_keys  # noqa: E402
-from ssh_fixtures import start_sshd  # noqa: E402
+from ssh_fixtures import TEST_USER, start_sshd  # noqa: E402
 
 from phoenix.config import build_config  # noqa: E402
 from phoenix.config.sample import sample_document  # noqa: E402
@@ -227,6 +227,12 @@ def one_run(n: int, design: Design, scale: float, pve: FakePve, cert: str, sshd,
                          "username": "root", "sudo": False, "private_key": sshd.client_key,
                          "host_keys": [sshd.host_key_line], "params": {"user": "-"},
                          "marker_dir": markers}
+                if r.inputs["feature"] == "converge":
+                    # the in-place step of a fresh VM (edits: "in-place"): keys to the bench
+                    # user, its package record in a temporary directory, never the host's
+                    props["params"] = {**r.provider_inputs()["params"], "user": TEST_USER,
+                                       "state_dir": tempfile.mkdtemp(prefix="converge-",
+                                                                     dir=markers)}
                 assert plugin.check({}, props, name=r.name).failures == []
                 actions[r.urn] = create_action(plugin, props, r.name)
         total, finished = run_graph(regs, actions)
@@ -279,7 +285,7 @@ def main() -> int:
     pve, cert, workdir = serve_pve()
     group_existed = subprocess.run(["getent", "group", "docker"], check=False,
                                    capture_output=True).returncode == 0
-    sshd = start_sshd(["root"], extra_config="MaxStartups 200\nMaxSessions 200\n",
+    sshd = start_sshd(["root", TEST_USER], extra_config="MaxStartups 200\nMaxSessions 200\n",
                       path="/usr/sbin:/usr/bin:/sbin:/bin")
     results: dict[str, dict[int, float]] = {}
     try:

@@ -521,3 +521,63 @@ def test_an_unverified_image_is_valid_and_validate_says_so_every_time(doc, tmp_p
     path.write_text(json.dumps(doc))
     verified = run_cli("validate", str(path))
     assert verified.returncode == 0 and verified.stderr == ""
+
+
+# --- edits policy (contract C2) -----------------------------------------------------------
+
+@pytest.mark.parametrize("given, policy", [
+    ({}, "in-place"),
+    ({"edits": "seed-only"}, "seed-only"),
+    ({"edits": "rebuild"}, "rebuild"),
+    ({"recreate_on_cloud_init_change": True}, "rebuild"),  # the old spelling
+    ({"recreate_on_cloud_init_change": False}, "in-place"),
+    ({"edits": "rebuild", "recreate_on_cloud_init_change": True}, "rebuild"),
+    ({"edits": "in-place", "recreate_on_cloud_init_change": False}, "in-place"),
+])
+def test_edits_policy_and_its_old_spelling(doc, given, policy):
+    doc["vms"][0].update(given)
+    vm = build_config(doc).vms[0]
+    assert vm.edits == policy
+    assert vm.recreate_on_cloud_init_change is (policy == "rebuild")
+    assert vm.converges_in_place is (policy == "in-place")
+
+
+def test_edits_from_defaults_and_without_sudo(doc):
+    doc["defaults"]["edits"] = "seed-only"
+    doc["vms"][1]["edits"] = "in-place"
+    doc["vms"][1]["user"] = {**doc["vms"][1].get("user", {}), "sudo": False}
+    config = build_config(doc)
+    assert config.vms[0].edits == "seed-only"
+    # in-place needs the admin user's sudo: without it edits wait for a rebuild, as seed-only
+    assert config.vms[1].edits == "in-place" and not config.vms[1].converges_in_place
+
+
+@pytest.mark.parametrize("given", [
+    {"edits": "in-place", "recreate_on_cloud_init_change": True},
+    {"edits": "seed-only", "recreate_on_cloud_init_change": True},
+    {"edits": "rebuild", "recreate_on_cloud_init_change": False},
+])
+def test_edits_contradicting_its_old_spelling_is_an_error(doc, given):
+    doc["vms"][0].update(given)
+    doc["vms"][1]["edits"] = "sometimes"
+    found = sorted(problems(doc))  # all problems at once
+    assert len(found) == 2, found
+    assert found[0].startswith("vms[0] (vmid 8001, phoenix-docker-01): edits: ")
+    assert "contradicts \"recreate_on_cloud_init_change\"" in found[0] and "keep only" in found[0]
+    assert found[1] == ('vms[1] (vmid 8002, phoenix-web-01): edits: must be one of "in-place", '
+                        '"seed-only", "rebuild", not the string "sometimes"')
+
+
+def test_a_vms_own_spelling_wins_over_the_other_in_defaults(doc):
+    doc["defaults"]["edits"] = "seed-only"
+    doc["vms"][0]["recreate_on_cloud_init_change"] = True
+    doc["vms"][1]["edits"] = "in-place"
+    doc["defaults"]["recreate_on_cloud_init_change"] = False
+    config = build_config(doc)
+    assert [vm.edits for vm in config.vms] == ["rebuild", "in-place"]
+
+
+def test_converge_is_not_a_feature_to_list(doc):
+    doc["vms"][0]["features"] = ["docker", "converge"]
+    message = only_problem(doc)
+    assert "features[1]" in message and "Phoenix's own in-place step" in message

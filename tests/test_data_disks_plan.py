@@ -96,7 +96,7 @@ def test_a_replace_of_the_vm_does_not_cascade_to_the_holder(data_doc, key):
     run = run_program(build_config(data_doc), key)
     vm_urn = _named(run, "vm-8001-vm")
     cascaded = {r.name for r in run.registrations if vm_urn in r.replace_with}
-    assert cascaded == {"vm-8001-ready", "vm-8001-feature-docker"}
+    assert cascaded == {"vm-8001-ready", "vm-8001-converge", "vm-8001-feature-docker"}
 
 
 def test_remove_the_vm_retains_the_holder(data_doc, key):

@@ -201,11 +201,79 @@ def test_second_run_without_edits_changes_nothing(doc, key):
     assert_invariants(v1, v2, result)
 
 
-def test_edit_packages_replaces_only_the_user_data_snippet(doc, key):
+def test_edit_packages_updates_only_that_vms_converge_step(doc, key):
+    """edits: "in-place" (the default): the VM's converge step is updated (it runs over SSH),
+    its snippet is replaced for the next rebuild; no VM is replaced, nothing else re-runs."""
     v1, v2, result = runs(doc, lambda d: d["vms"][0]["packages"].append("jq"), key)
     changed = {v2.by_urn(u).name: a for u, a in result.items() if a != "same"}
-    assert changed == {"vm-8001-user-data": "replace"}
+    assert changed == {"vm-8001-user-data": "replace", "vm-8001-converge": "update"}
     assert v2.named("vm-8001-user-data").delete_before_replace
+    assert v2.named("vm-8001-converge").inputs["params"]["packages"].split()[-1] == "jq"
+    assert result[_named(v2, "vm-8002-converge")] == "same"
+    assert_invariants(v1, v2, result)
+
+
+@pytest.mark.parametrize("field", ["keys", "timezone"])
+def test_edit_keys_or_timezone_updates_only_the_converge_step(doc, key, field):
+    new_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC3yqQUgijZbO8zW4N+/9STP1+YVY4y8HaMpnZPHOVFm new@admin"
+
+    def edit(d):
+        if field == "keys":
+            d["vms"][1]["user"] = {**d["vms"][1].get("user", {}), "ssh_authorized_keys": [new_key]}
+        else:
+            d["vms"][1]["timezone"] = "Europe/Berlin"
+
+    v1, v2, result = runs(doc, edit, key)
+    changed = {v2.by_urn(u).name: a for u, a in result.items() if a != "same"}
+    assert changed == {"vm-8002-user-data": "replace", "vm-8002-converge": "update"}
+    params = v2.named("vm-8002-converge").inputs["params"]
+    if field == "keys":  # exactly the list, plus the key Phoenix logs in with
+        assert params["keys"].splitlines() == [new_key, params["login_key"]]
+        assert params["login_key"].startswith("ssh-ed25519 ")
+    else:
+        assert params["timezone"] == "Europe/Berlin"
+    assert_invariants(v1, v2, result)
+
+
+def test_a_first_boot_only_edit_updates_the_converge_step_to_warn(doc, key):
+    """network_config.gateway/dns etc. cannot converge: the step's update warns (docs/edits.md);
+    still no VM replaced, no feature re-run."""
+    v1, v2, result = runs(doc, lambda d: d["vms"][0]["network_config"].update(dns=["10.0.0.53"]), key)
+    changed = {v2.by_urn(u).name: a for u, a in result.items() if a != "same"}
+    assert changed == {"vm-8001-network-config": "replace", "vm-8001-converge": "update"}
+    assert_invariants(v1, v2, result)
+
+
+def test_converge_runs_after_readiness_and_before_the_features(doc, key):
+    run = run_program(build_config(doc), key)
+    converge, ready = run.named("vm-8001-converge"), run.named("vm-8001-ready")
+    assert converge.inputs["feature"] == "converge"
+    assert ready.urn in converge.dependencies
+    assert converge.property_dependencies["host"] == [ready.urn]  # the as-built address
+    assert converge.urn in run.named("vm-8001-feature-docker").dependencies
+    vm = run.named("vm-8001-vm")
+    assert converge.replace_with == [vm.urn] and converge.deleted_with == vm.urn
+
+
+@pytest.mark.parametrize("policy", ["seed-only", "rebuild"])
+def test_seed_only_and_rebuild_have_no_converge_step(doc, key, policy):
+    doc["vms"][0]["edits"] = policy
+    v1, v2, result = runs(doc, lambda d: d["vms"][0]["packages"].append("jq"), key)
+    assert not [r for r in v2.registrations if r.name == "vm-8001-converge"]
+    changed = {v2.by_urn(u).name for u, a in result.items() if a != "same"}
+    if policy == "seed-only":  # today's behaviour: only the snippet changes
+        assert changed == {"vm-8001-user-data"}
+        assert_invariants(v1, v2, result)
+    else:  # the old recreate_on_cloud_init_change: true
+        assert _vm_actions(v2, result) == {"vm-8001-vm": "replace", "vm-8002-vm": "same"}
+        assert_invariants(v1, v2, result, opted_in={"vm-8001-vm"})
+
+
+def test_turning_in_place_off_deletes_only_the_converge_step(doc, key):
+    v1, v2, result = runs(doc, lambda d: d["vms"][0].update(edits="seed-only"), key)
+    changed = {(v1.by_urn(u) if a == "delete" else v2.by_urn(u)).name: a
+               for u, a in result.items() if a != "same"}
+    assert changed == {"vm-8001-converge": "delete"}  # no delete script: no SSH (ssh.md)
     assert_invariants(v1, v2, result)
 
 
@@ -475,3 +543,16 @@ def test_removing_a_vm_deletes_features_and_readiness_before_the_vm_and_the_vm_b
     at = {name: i for i, name in enumerate(order)}
     assert at["vm-8001-feature-docker"] < at["vm-8001-ready"] < at["vm-8001-vm"] < at["vm-8001-user-data"]
     assert "vm-8001-feature-docker" not in deletes_that_run(v1, v2)
+
+
+def test_migrating_to_the_edits_spelling_changes_nothing(doc, key):
+    """`recreate_on_cloud_init_change: true` -> `"edits": "rebuild"`: the same registrations."""
+    doc["vms"][0]["recreate_on_cloud_init_change"] = True
+
+    def migrate(d):
+        del d["vms"][0]["recreate_on_cloud_init_change"]
+        d["vms"][0]["edits"] = "rebuild"
+
+    v1, v2, result = runs(doc, migrate, key)
+    assert set(result.values()) == {"same"}, {u: a for u, a in result.items() if a != "same"}
+    assert v2.named("vm-8001-vm").replace_on_changes == ["description"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import pwd
 import time
 from pathlib import Path
 
@@ -47,7 +48,10 @@ def registered(pulumi_private_key, example_config_path) -> dict[str, dict]:
     found: dict[str, dict] = {}
     for registration in run.registrations:
         if registration.type.startswith(DYNAMIC) and "8002" not in registration.name:
-            found.setdefault(registration.type[len(DYNAMIC):], registration.provider_inputs())
+            kind = registration.type[len(DYNAMIC):]
+            if registration.name.endswith("-converge"):  # the built-in step (edits: in-place)
+                kind = "Converge"
+            found.setdefault(kind, registration.provider_inputs())
     return found
 
 
@@ -193,6 +197,54 @@ def test_feature_preview_with_unknown_inputs(plugin, registered, sshd):
     olds = {**known, "marker": "m", "exit_code": 0}
     assert plugin.diff("f", olds, {**known, "triggers": [UNKNOWN]}).changes == "DIFF_SOME"
     assert plugin.diff("f", olds, {**known, "host": UNKNOWN}).changes == "DIFF_SOME"
+
+
+def test_converge_step_as_registered_through_the_plugin(plugin, registered, sshd):
+    """The converge step's registered blob and inputs (packages, keys + Phoenix's key): check,
+    create over SSH, an empty diff, refresh, a package edit as an update, delete without SSH.
+    apt/dpkg/timedatectl are the stand-ins of test_ssh_converge.py."""
+    from test_ssh_converge import STANDIN_APT_GET, STANDIN_DPKG_QUERY, STANDIN_TIMEDATECTL
+
+    standins = {"dpkg-query": STANDIN_DPKG_QUERY, "apt-get": STANDIN_APT_GET,
+                "timedatectl": STANDIN_TIMEDATECTL}
+    for name, text in standins.items():
+        (sshd.standin_bin / name).write_text(text)
+        (sshd.standin_bin / name).chmod(0o755)
+    (sshd.standin_bin / "dpkg-db").write_text("")
+    try:
+        _converge_through_the_plugin(plugin, registered, sshd)
+    finally:
+        for name in [*standins, "dpkg-db", "apt-get.log", "timedatectl.log", "timezone"]:
+            (sshd.standin_bin / name).unlink(missing_ok=True)
+        home = Path(pwd.getpwnam(TEST_USER).pw_dir)
+        (home / ".ssh" / "authorized_keys").unlink(missing_ok=True)
+
+
+def _converge_through_the_plugin(plugin, registered, sshd) -> None:
+    registered_params = registered["Converge"]["params"]
+    assert registered_params["packages"] and registered_params["login_key"]
+    state_dir = sshd.workdir / "converge-plugin-state"
+    inputs = {**registered["Converge"], "host": "127.0.0.1", "port": sshd.port,
+              "username": "root", "private_key": sshd.client_key,
+              "host_keys": [sshd.host_key_line], "sudo": False, "connect_timeout_s": 10,
+              "run_timeout_s": 60, "marker_dir": str(sshd.workdir / "markers"),
+              "params": {**registered_params, "user": TEST_USER, "state_dir": str(state_dir)}}
+    checked = plugin.check({}, inputs)
+    assert checked.failures == []
+    news = checked.inputs
+    rid, outs = plugin.create(news, name="vm-8001-converge")
+    assert outs["changes"] >= 1 and outs["exit_code"] == 0
+    installed = (sshd.standin_bin / "dpkg-db").read_text()
+    assert all(f"{p} 1.0-standin" in installed for p in registered_params["packages"].split())
+    assert plugin.diff(rid, outs, news).changes == "DIFF_NONE"  # a second up runs nothing
+    assert plugin.read(rid, outs, news)[1]["marker"] == outs["marker"]
+    edited = {**news, "params": {**news["params"], "packages": news["params"]["packages"] + " jq"}}
+    assert plugin.diff(rid, outs, edited).changes == "DIFF_SOME"
+    updated = plugin.update(rid, outs, edited)
+    assert updated["changes"] == 1 and "jq 1.0-standin" in (sshd.standin_bin / "dpkg-db").read_text()
+    before = logins(sshd)
+    plugin.delete(rid, updated)  # no delete script: nothing to undo, no connection
+    assert logins(sshd) == before
 
 
 # ---------------------------------------------------------------------------- ZfsProperty

@@ -51,7 +51,8 @@ def test_resource_types(example_run):
         counts[reg.type] = counts.get(reg.type, 0) + 1
     assert counts[PROVIDER] == 1 and counts[COMPONENT] == 2 and counts[VM] == 2
     assert counts[SNIPPET] == 6 and counts[DOWNLOAD] == 1
-    assert counts[ZFS] == 1 and counts[READY] == 2 and counts[FEATURE] == 1
+    # one docker feature + one converge step per VM (edits: "in-place", the default)
+    assert counts[ZFS] == 1 and counts[READY] == 2 and counts[FEATURE] == 1 + 2
 
 
 def test_every_resource_uses_the_explicit_provider(example_run):
@@ -283,7 +284,7 @@ def test_guest_agent_timeout_comes_from_the_config(doc, pulumi_private_key):
 
 
 def test_features_run_over_ssh_after_readiness(example_run, pulumi_private_key):
-    (feature,) = example_run.of_type(FEATURE)
+    (feature,) = [r for r in example_run.of_type(FEATURE) if r.inputs["feature"] != "converge"]
     ready = example_run.named("vm-8001-ready")
     assert feature.name == "vm-8001-feature-docker" and feature.parent == example_run.named("vm-8001").urn
     assert ready.urn in feature.dependencies
@@ -294,6 +295,21 @@ def test_features_run_over_ssh_after_readiness(example_run, pulumi_private_key):
     assert feature.property_dependencies["host_keys"] == [ready.urn]
     assert feature.inputs["triggers"] == ["vm-8001-vm-id"]
     assert "private_key" in feature.secret_inputs and feature.inputs["private_key"] == pulumi_private_key
+
+
+def test_converge_step_per_vm_with_the_seeds_keys_and_secret_key(example_run, doc,
+                                                                  pulumi_private_key):
+    converge = example_run.named("vm-8001-converge")
+    vm = build_config(doc).vm(8001)
+    params = converge.inputs["params"]
+    assert params["packages"] == " ".join(vm.packages)
+    # the same keys as the seed's users[0].ssh_authorized_keys: nothing to change on a new VM
+    user_data = example_run.named("vm-8001-user-data").inputs["sourceRaw"]["data"]
+    import yaml
+    assert params["keys"].splitlines() == yaml.safe_load(user_data)["users"][0]["ssh_authorized_keys"]
+    assert params["login_key"] == params["keys"].splitlines()[-1]
+    assert "private_key" in converge.secret_inputs
+    assert converge.inputs["connect_timeout_s"] == 120
 
 
 def test_feature_params_from_the_config(doc, pulumi_private_key):

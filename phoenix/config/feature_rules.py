@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from phoenix.config.rules import package_problem
 from phoenix.config.ssh_keys import public_key_problem
 
 _USERNAME = r"[a-z_][a-z0-9_-]{0,31}"
@@ -55,6 +56,15 @@ def _public_keys_problems(value: str) -> list[str]:
             if (problem := public_key_problem(line)) is not None]
 
 
+def _packages_problems(value: str) -> list[str]:
+    return [p for p in (package_problem(name) for name in value.split()) if p]
+
+
+_SECONDS = r"[1-9][0-9]{0,4}"
+CONVERGE = "converge"
+# Phoenix's own steps: in the catalog, never listed in a VM's `features`.
+INTERNAL_FEATURES = frozenset({CONVERGE})
+
 # Each feature's parameters; the feature catalog pairs them with the scripts.
 FEATURE_PARAMS: dict[str, dict[str, ParamSpec]] = {
     "docker": {
@@ -70,6 +80,29 @@ FEATURE_PARAMS: dict[str, dict[str, ParamSpec]] = {
                           validate=_public_keys_problems, list_joined=True),
         "user": ParamSpec("whose authorized_keys; empty: the SSH login user",
                           default="", pattern=rf"|{_USERNAME}"),
+    },
+    # edits: "in-place" (docs/edits.md); the program fills these in from the VM's config.
+    CONVERGE: {
+        "packages": ParamSpec("package names, space-separated (names the config checked)",
+                              default="", validate=_packages_problems),
+        # Opaque lines: the config checked each one (phoenix/config/ssh_keys.py).
+        "keys": ParamSpec("the admin user's public key lines, one per line", default=""),
+        "login_key": ParamSpec("the public key line Phoenix logs in with (always kept)",
+                               default=""),
+        "timezone": ParamSpec("an IANA timezone name; empty: not managed", default="",
+                              pattern=r"|[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*"),
+        "user": ParamSpec("whose authorized_keys; empty: the SSH login user",
+                          default="", pattern=rf"|{_USERNAME}"),
+        "lock_timeout_s": ParamSpec("how long to wait for another apt/dpkg's lock",
+                                    default="300", pattern=_SECONDS),
+        "apt_timeout_s": ParamSpec("deadline of one apt-get call", default="600",
+                                   pattern=_SECONDS),
+        # Not used by the script: a change updates the step, whose provider warns
+        # (phoenix.features.first_boot_only).
+        "first_boot": ParamSpec("JSON of the VM's first-boot-only values", default=""),
+        "state_dir": ParamSpec("where the last converged package list is kept",
+                               default="/var/lib/phoenix/converge",
+                               pattern=r"/[A-Za-z0-9_./-]+"),
     },
 }
 
@@ -103,7 +136,7 @@ def check_feature(name: str, params: Mapping[str, str]) -> list[str]:
     values); empty when it is usable. For the config validator."""
     spec_params = FEATURE_PARAMS.get(name)
     if spec_params is None:
-        known = ", ".join(sorted(FEATURE_PARAMS))
+        known = ", ".join(sorted(n for n in FEATURE_PARAMS if n not in INTERNAL_FEATURES))
         return [f"unknown feature {name!r} (known: {known})"]
     if not isinstance(params, Mapping):
         return [f"feature {name!r}: params must be an object of strings"]

@@ -21,8 +21,10 @@ from phoenix.config import rules, schema_messages, strict_json
 from phoenix.config import templates as template_rules
 from phoenix.config.clone_rules import DEFAULT_CLONE_MODE, clone_mode_problems
 from phoenix.config.errors import ConfigError, ConfigFileError, Problem
-from phoenix.config.feature_rules import check_feature, config_value
+from phoenix.config.feature_rules import INTERNAL_FEATURES, check_feature, config_value
 from phoenix.config.model import (
+    EDITS_IN_PLACE,
+    EDITS_REBUILD,
     Config,
     FeatureRef,
     GuestAgentConfig,
@@ -57,7 +59,8 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "features": [],
     "tags": [],
     "protect": False,
-    "recreate_on_cloud_init_change": False,
+    # `edits` and its old spelling `recreate_on_cloud_init_change` have no built-in default
+    # here: whether either was given matters (edits_policy).
     "clone_mode": DEFAULT_CLONE_MODE,
     "data_disks": [],
     "network_config": {"bridge": "vmbr0", "dns": []},
@@ -67,6 +70,31 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
 REQUIRED = ("vmid", "name", "node")
 _DIGEST_LENGTH = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
 REQUIRED_NESTED = (("network_config", "ip"), ("user", "name"))
+
+
+_EDITS_SPELLINGS = ("edits", "recreate_on_cloud_init_change")
+
+
+def _vm_spelling_wins(raw: dict[str, Any], merged: dict[str, Any]) -> None:
+    """A VM that states its policy in one spelling is not contradicted by the other spelling
+    in `defaults`: the VM's own word wins (both on the same level must still agree)."""
+    given = [key for key in _EDITS_SPELLINGS if key in raw]
+    if len(given) == 1:
+        other = _EDITS_SPELLINGS[1 - _EDITS_SPELLINGS.index(given[0])]
+        merged.pop(other, None)
+
+
+def edits_policy(vm: dict[str, Any]) -> tuple[str, str | None]:
+    """(policy, problem) from `edits` and its old spelling `recreate_on_cloud_init_change`
+    (true = "rebuild", false = not "rebuild"); both given and disagreeing is a problem."""
+    edits, recreate = vm.get("edits"), vm.get("recreate_on_cloud_init_change")
+    if edits is None:
+        return (EDITS_REBUILD if recreate else EDITS_IN_PLACE), None
+    if recreate is not None and recreate != (edits == EDITS_REBUILD):
+        return edits, (f"\"edits\": {edits!r} contradicts \"recreate_on_cloud_init_change\": "
+                       f"{str(recreate).lower()} (its old spelling: true means \"rebuild\"); "
+                       "keep only \"edits\"")
+    return edits, None
 
 
 @functools.lru_cache(maxsize=1)
@@ -251,6 +279,7 @@ class _Checker:
             if not isinstance(raw, dict):
                 continue
             merged = _merge(defaults, raw)
+            _vm_spelling_wins(raw, merged)
             merged_vms.append((index, merged))
             if index in schema_bad_vms:
                 self.check_the_rest(index, merged, defaults, schema_bad_vms[index], images)
@@ -367,6 +396,9 @@ class _Checker:
             self.add(where, "timezone", rules.timezone_problem(vm["timezone"]) or "")
         self.check_each(where, "packages", vm["packages"], rules.package_problem)
         self.check_each(where, "tags", vm["tags"], rules.tag_problem)
+        edits, message = edits_policy(vm)
+        if message:
+            self.add(where, "edits", message)
 
         disks, disk_problems = data_disk_rules.parse_data_disks(vm["data_disks"], vm["storage"])
         for field, message in disk_problems:
@@ -401,7 +433,7 @@ class _Checker:
             cpu_type=vm["cpu_type"],
             on_boot=vm["on_boot"],
             protect=vm["protect"],
-            recreate_on_cloud_init_change=vm["recreate_on_cloud_init_change"],
+            edits=edits,
             timezone=vm.get("timezone"),
             clone_mode=vm["clone_mode"],
             template=vm.get("_template"),
@@ -474,6 +506,11 @@ class _Checker:
         refs = []
         for i, item in enumerate(raw):
             name, given = (item, {}) if isinstance(item, str) else (item["name"], item.get("params", {}))
+            if name in INTERNAL_FEATURES:
+                self.add(where, f"features[{i}]", f"{name!r} is Phoenix's own in-place step, not a "
+                         "feature to list: it follows packages, user.ssh_authorized_keys and "
+                         "timezone when \"edits\" is \"in-place\" (the default)")
+                continue
             params: dict[str, str] = {}
             unusable: set[str] = set()
             for key, value in given.items():

@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+EDITS_IN_PLACE, EDITS_SEED_ONLY, EDITS_REBUILD = "in-place", "seed-only", "rebuild"
+EDITS_POLICIES = (EDITS_IN_PLACE, EDITS_SEED_ONLY, EDITS_REBUILD)
+
 
 @dataclass(frozen=True)
 class NetworkConfig:
@@ -92,7 +95,10 @@ class VmConfig:
     cpu_type: str = "x86-64-v2-AES"
     on_boot: bool = True
     protect: bool = False
-    recreate_on_cloud_init_change: bool = False
+    # What an edit of the seed's fields does to the running VM (docs/edits.md): "in-place"
+    # converges packages, keys and timezone over SSH; "seed-only" changes only the snippet;
+    # "rebuild" rebuilds the VM (the old `recreate_on_cloud_init_change: true`).
+    edits: str = "in-place"
     timezone: str | None = None
     # Set when clone_from names a template of this file: its name, and the node its copy is
     # on when that is not the VM's node (a clone across nodes).
@@ -114,6 +120,18 @@ class VmConfig:
     def label(self) -> str:
         """How messages name this VM: index, vmid and name."""
         return f"vms[{self.index}] (vmid {self.vmid}, {self.name})"
+
+    @property
+    def recreate_on_cloud_init_change(self) -> bool:
+        """The old spelling of `edits == "rebuild"` (contract C2: code that reads it keeps
+        working)."""
+        return self.edits == EDITS_REBUILD
+
+    @property
+    def converges_in_place(self) -> bool:
+        """Edits of packages, keys and timezone reach the running VM over SSH. Needs the admin
+        user's sudo (the default): without it they apply at a rebuild, as with seed-only."""
+        return self.edits == EDITS_IN_PLACE and self.user.sudo
 
 
 @dataclass(frozen=True)

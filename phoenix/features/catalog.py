@@ -16,9 +16,10 @@ from importlib import resources
 
 # The parameters and their checks are config-layer rules; re-exported for the catalog's users
 # (and so a pickled ParamSpec reference by this module's name still resolves).
-from phoenix.config.feature_rules import FEATURE_PARAMS, ParamSpec, check_feature, config_value
+from phoenix.config.feature_rules import CONVERGE, FEATURE_PARAMS, ParamSpec, check_feature, config_value
 
-__all__ = ["FEATURES", "FeatureError", "FeatureSpec", "ParamSpec", "check_feature", "config_value", "env_name"]
+__all__ = ["CONVERGE", "FEATURES", "FeatureError", "FeatureSpec", "ParamSpec", "check_feature", "config_value",
+           "env_name"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class FeatureSpec:
     params: Mapping[str, ParamSpec]
     delete_script: str | None = None  # run by the provider's delete, if any
     needs_root: bool = True  # run through `sudo -n` unless told otherwise
+    # Phoenix's own step, made from other config fields (not listable in a VM's `features`).
+    internal: bool = False
 
     def script_text(self) -> str:
         return _read(self.script)
@@ -95,5 +98,14 @@ FEATURES: dict[str, FeatureSpec] = {
         script="authorized_keys.sh",
         delete_script="authorized_keys_delete.sh",
         params=FEATURE_PARAMS["authorized-keys"],
+    ),
+    CONVERGE: FeatureSpec(
+        name=CONVERGE,
+        description="Phoenix's in-place step (edits: \"in-place\", docs/edits.md): installs the "
+                    "VM's missing packages, makes the admin user's authorized_keys exactly the "
+                    "configured keys plus Phoenix's own, sets the timezone. Idempotent.",
+        script="converge.sh",
+        internal=True,
+        params=FEATURE_PARAMS[CONVERGE],
     ),
 }

@@ -49,12 +49,14 @@ from pulumi.dynamic import (
 )
 
 from phoenix.dynamic_inputs import changed_inputs, contains_unknown
-from phoenix.features.catalog import FEATURES, FeatureSpec, check_feature
+from phoenix.features.catalog import CONVERGE, FEATURES, FeatureSpec, check_feature
+from phoenix.features.first_boot_only import first_boot_warnings
 from phoenix.remote.provider_glue import (
     RECORD_ONLY_KEYS,
     connect_or_warn,
     pulumi_log,
     pulumi_progress,
+    pulumi_warn,
     target_from_props,
     unreachable_after,
 )
@@ -99,8 +101,20 @@ def _params(props: Mapping[str, Any]) -> dict[str, str]:
     return _spec(props).resolve(dict(props.get("params") or {}))
 
 
+# Parameters that describe, not run: a change is recorded (and warned about), never run.
+_RECORD_ONLY_PARAMS = {CONVERGE: ("first_boot",)}
+
+
+def _run_params(props: Mapping[str, Any]) -> dict[str, str]:
+    """The parameters that define a run (what the marker fingerprints)."""
+    params = _params(props)
+    for name in _RECORD_ONLY_PARAMS.get(props["feature"], ()):
+        params.pop(name, None)
+    return params
+
+
 def _expected_marker(props: Mapping[str, Any]) -> str:
-    return run_fingerprint(props["feature"], props["script_hash"], _params(props),
+    return run_fingerprint(props["feature"], props["script_hash"], _run_params(props),
                            props.get("triggers") or ())
 
 
@@ -112,6 +126,13 @@ def _marker_env(props: Mapping[str, Any], id_: str) -> dict[str, str]:
 def _sudo(props: Mapping[str, Any]) -> bool:
     value = props.get("sudo")
     return _spec(props).needs_root if value is None else bool(value)
+
+
+def _warnings_from(stdout: str) -> list[str]:
+    """Lines a script marks `PHOENIX_WARNING: ...` (e.g. packages left installed): shown as
+    warnings of the run, not only in the log."""
+    return [line.split(":", 1)[1].strip() for line in stdout.splitlines()
+            if line.startswith("PHOENIX_WARNING:")]
 
 
 def _changes_from(stdout: str) -> int | None:
@@ -164,7 +185,14 @@ class FeatureProvider(ResourceProvider):
         return CreateResult(id_, self._run(id_, props))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        if news.get("feature") == CONVERGE:  # fields the running VM cannot follow: say so
+            for warning in first_boot_warnings((olds.get("params") or {}).get("first_boot"),
+                                               (news.get("params") or {}).get("first_boot")):
+                pulumi_warn(warning)
         rerun = [k for k in changed_inputs(olds, news, INPUT_KEYS) if k not in RECORD_ONLY_KEYS]
+        if rerun == ["params"] and olds.get("feature") == news.get("feature") \
+                and _run_params(olds) == _run_params(news):
+            rerun = []  # only a record-only parameter changed (its warning is above)
         if not rerun and olds.get("marker") == _expected_marker(news):
             # Only credentials, timeouts or the provider version changed: record, run nothing.
             return UpdateResult({**news, **{k: olds.get(k) for k in _OUTPUT_KEYS}})
@@ -233,6 +261,8 @@ class FeatureProvider(ResourceProvider):
                                  log=pulumi_log(prefix))
             session.run(_WRITE_MARKER, env={**_marker_env(props, id_), "PHOENIX_MARKER": marker},
                         sudo=_sudo(props), timeout_s=60)
+        for warning in _warnings_from(result.stdout):
+            pulumi_warn(f"{prefix} {warning}")
         return {
             **props,
             "exit_code": result.exit_code,

@@ -230,7 +230,8 @@ class GuestAgentReadyProvider(PveStackProvider):
             new = news.get(key)
             if new not in (None, "") and olds.get(key) != new and new != built:
                 _warn(f"{vm}: {field} changed to {new} but the VM still has {built}; it applies "
-                      "when the VM is rebuilt: set recreate_on_cloud_init_change, or "
+                      "when the VM is rebuilt: set \"edits\": \"rebuild\" (old spelling "
+                      "recreate_on_cloud_init_change: true), or "
                       "`scripts/up.sh --rebuild VMID`. Features keep using "
                       f"{built}.")
         return kept

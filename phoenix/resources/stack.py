@@ -112,6 +112,7 @@ def build_stack(config: Config, settings: StackSettings) -> Stack:
                 rebuilding=vm.vmid in settings.rebuild,
                 keeping=vm.vmid in settings.keep,
                 data_holder=holder,
+                ssh_public_key=settings.ssh_public_key,
             ),
         )
         lanes.add(vm, component.vm)

@@ -10,8 +10,12 @@ Data safety (cloud-init's per-instance modules only run at a VM's first boot; do
   (Passing `snippet.id` instead would make the VM's
   `user_data_file_id` unknown during the update, and that field forces replacement upstream:
   bpg/terraform-provider-proxmox #1636, #2901.)
-- Opt-in per VM: `recreate_on_cloud_init_change: true` puts the cloud-init seed's sha256 in the VM's
-  description and marks that field replace-on-change, so a changed seed rebuilds the VM.
+- Edits reach the running VM by the VM's `edits` policy (docs/edits.md): "in-place" (default)
+  adds a `converge` step (`vm-<vmid>-converge`, a built-in Feature run after readiness) that
+  installs added packages and sets the admin keys and the timezone over SSH; "seed-only" only
+  replaces the snippet; "rebuild" (old spelling `recreate_on_cloud_init_change: true`) puts the
+  seed source's sha256 in the VM's description and marks that field replace-on-change, so a
+  changed seed rebuilds the VM.
 - `protect: true` maps to Pulumi's protect (no delete, no replace until it is unset).
 - A VM replacement is always delete-first (fixed vmid); readiness and features follow the VM
   (`follows_vm`); a node change migrates (`migrate=True`).
@@ -31,6 +35,7 @@ from phoenix.cloudinit.render import DIGEST_LABEL
 from phoenix.config.model import VmConfig
 from phoenix.features.provider import Feature, FeatureArgs
 from phoenix.readiness.provider import GuestAgentReady, GuestAgentReadyArgs
+from phoenix.resources.converge import converge_args
 from phoenix.resources.data_disks import attached_disks, attached_size_paths
 
 COMPONENT_TYPE = "phoenix:index:Vm"
@@ -147,6 +152,7 @@ class VmInputs:
     rebuilding: bool = False  # named in PHOENIX_REBUILD: registered with its current source
     keeping: bool = False  # named in PHOENIX_KEEP: no replacement this `up`, whatever changed
     data_holder: proxmoxve.VmLegacy | None = None  # owns the data disks' volumes (data_disks.py)
+    ssh_public_key: str = ""  # its public line: the converge step never removes it
 
 
 class PhoenixVm(pulumi.ComponentResource):
@@ -155,6 +161,7 @@ class PhoenixVm(pulumi.ComponentResource):
     vm: proxmoxve.VmLegacy
     snippets: dict[str, proxmoxve.FileLegacy]
     ready: GuestAgentReady
+    converge: Feature | None
     features: dict[str, Feature]
 
     def __init__(self, name: str, vm: VmConfig, inputs: VmInputs,
@@ -268,6 +275,22 @@ class PhoenixVm(pulumi.ComponentResource):
                                               follows_vm(self.vm, depends_on=[self.vm])),
         )
 
+        # Edits of packages, keys and timezone converge in place, after readiness, before the
+        # features (which then never race it over authorized_keys, and find the packages).
+        args = converge_args(vm, self.vm, self.ready, inputs.ssh_private_key,
+                             inputs.ssh_public_key)
+        # A built-in Feature: its provider already gives what the step needs — an update (never
+        # a replace) only when an input changes, a pure diff, pinned host keys, refresh and
+        # destroy never blocked by an unreachable VM (no delete script: no connection). It
+        # follows the VM like the features: a rebuild runs it against the new VM.
+        self.converge = None if args is None else Feature(
+            f"{name}-converge", args,
+            opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self),
+                                              follows_vm(self.vm, depends_on=[self.ready])))
+        after_converge: list[pulumi.Resource] = [self.ready]
+        if self.converge is not None:
+            after_converge.append(self.converge)
+
         # Features run over SSH once the VM is ready, at the address and as the user the VM
         # really has (readiness's as-built outputs), pinning the host keys read through the
         # agent (no trust on first use). A rebuilt VM re-runs them (follows_vm).
@@ -284,7 +307,7 @@ class PhoenixVm(pulumi.ComponentResource):
                     triggers=[self.vm.id],
                 ),
                 opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=self),
-                                                  follows_vm(self.vm, depends_on=[self.ready])),
+                                                  follows_vm(self.vm, depends_on=after_converge)),
             )
             for feature in vm.features
         }
