@@ -284,3 +284,21 @@ def test_a_vm_made_from_a_template_this_up_deletes_is_refused():
     assert [r.line() for r in refusals] == [
         "VM 8001 (vm-8001-vm): would be cloned from VM 9000, which this up deletes, because of: clone; "
         "keep the template until no VM is made from it; nothing was deleted"]
+
+
+def test_no_plan_applies_without_the_plan_but_still_guards(project, pulumi):  # noqa: F811
+    """--no-plan: for a CLI whose (experimental) update plan refuses what the preview allowed.
+    The preview is still checked; `pulumi up` then runs without --plan, and says so."""
+    set_steps(pulumi, [step("same", "vm-8001-vm", vm_state(8001, clone=9000))])
+    done = run_phoenix_up(project, pulumi, "--no-plan", "--yes")
+    assert done.returncode == 0, done.stderr
+    (preview,) = [c for c in pulumi.calls if c[:1] == ["preview"]]
+    assert "--save-plan" not in preview
+    assert ups(pulumi) == [["up", "--stack", "dev", "--yes"]]
+    assert "warning: --no-plan" in done.stderr
+    # and a refusal stays a refusal
+    old, new = vm_state(8001, clone=9000), vm_state(8001, clone=9100)
+    set_steps(pulumi, replace_steps("vm-8001-vm", old, new, ["clone"]))
+    refused = run_phoenix_up(project, pulumi, "--no-plan", "--yes")
+    assert refused.returncode == 1 and "nothing was applied" in refused.stderr
+    assert len(ups(pulumi)) == 1

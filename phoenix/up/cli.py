@@ -46,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refresh", action="store_true", help="refresh the state first (preview and up)")
     parser.add_argument("--target", action="append", default=[], metavar="URN",
                         help="only this resource (preview and up; repeatable)")
+    parser.add_argument("--no-plan", action="store_true",
+                        help="apply without `--plan` (the guard still checks the preview): for a CLI "
+                             "whose update plan refuses a deployment the preview allowed")
     parser.epilog = "Other options (e.g. --yes) are passed to `pulumi up`."
 
 
@@ -136,9 +139,10 @@ def run(args: argparse.Namespace) -> int:
             # --show-sames: unchanged VMs too (their recorded source, for the warnings);
             # --show-replacement-steps: every step of a replacement. Without them the JSON
             # leaves both out (pkg/backend/display/display.go `shouldShow`, :308 at v3.254.0).
+            save = [] if args.no_plan else ["--save-plan", plan_file]
             done = subprocess.run([_binary(), "preview", "--json", "--stack", args.stack,
                                    "--show-sames", "--show-replacement-steps",
-                                   "--save-plan", plan_file, *replace_args, *shared],
+                                   *save, *replace_args, *shared],
                                   capture_output=True, text=True, check=False, env=env,
                                   timeout=PREVIEW_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -173,6 +177,19 @@ def run(args: argparse.Namespace) -> int:
                         "nothing was applied", EXIT_FAILED)
         # Features of a VM being rebuilt run no delete script (phoenix.features.provider)
         env["PHOENIX_REPLACING"] = ",".join(str(v) for v in guard.replaced_vmids(digest))
-        up = [_binary(), "up", "--stack", args.stack, "--plan", plan_file, *replace_args, *shared,
+        # Update plans are marked experimental upstream; --no-plan lets the engine plan again
+        # (what it applies can then differ from what was checked if the config or the cluster
+        # changed in between: say so).
+        if args.no_plan:
+            print("warning: --no-plan: `pulumi up` plans again; it applies what was checked only if "
+                  "nothing changed since the preview", file=sys.stderr)
+        applied_plan = [] if args.no_plan else ["--plan", plan_file]
+        up = [_binary(), "up", "--stack", args.stack, *applied_plan, *replace_args, *shared,
               *args.extra]
-        return EXIT_OK if subprocess.run(up, env=env, check=False).returncode == 0 else EXIT_FAILED
+        if subprocess.run(up, env=env, check=False).returncode == 0:
+            return EXIT_OK
+        if not args.no_plan:
+            print("hint: if `pulumi up` refused the checked plan (\"violates plan\") although nothing "
+                  "changed, run this again with --no-plan (the guard still checks the preview)",
+                  file=sys.stderr)
+        return EXIT_FAILED
