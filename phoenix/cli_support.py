@@ -82,3 +82,19 @@ def load_vm_or_report(path: str, vmid: int) -> VmConfig | int:
     except KeyError:
         known = ", ".join(str(v.vmid) for v in config.vms) or "none"
         return fail(f"no VM with vmid {vmid} in {path} (known: {known})", EXIT_USAGE)
+
+
+def load_stack_and_config(stack: str, file: str | None = None) -> tuple[dict[str, str | None], Config] | int:
+    """The stack's config (through the Pulumi CLI) and the VM config file it names (`file` wins;
+    default phoenix_vm_configs.json), or the exit code after saying why either cannot be used."""
+    from phoenix.stackinit.pulumi_cli import PROJECT, PulumiCliError, PulumiStackConfig
+
+    try:
+        values, _ = PulumiStackConfig(stack).read()
+    except PulumiCliError as exc:
+        return fail(exc, EXIT_USAGE)
+    path = file or values.get(f"{PROJECT}:vmConfigFile") or "phoenix_vm_configs.json"
+    config = load_or_report(path)
+    if isinstance(config, int):
+        return config
+    return values, config

@@ -14,16 +14,14 @@ from __future__ import annotations
 import argparse
 import re
 import time
-from pathlib import Path
 
-from phoenix.cli_support import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, load_or_report, vmid_argument
+from phoenix.cli_support import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, load_stack_and_config, vmid_argument
 from phoenix.config import Config
 from phoenix.config.data_disks import HOLDER_TAG
 from phoenix.config.model import DATA_VMID_OFFSET
 from phoenix.doctor.api import ApiError, ApiUnusable, ClusterApi
 from phoenix.doctor.cli import DEFAULT_STACK, _credentials
 from phoenix.readiness.transport import TransportConfigError
-from phoenix.stackinit.pulumi_cli import PROJECT, PulumiCliError, PulumiStackConfig
 
 DRIVE_KEY = re.compile(r"^(ide|sata|scsi|virtio|efidisk|tpmstate|unused)\d+$")
 TASK_TIMEOUT_S = 300.0
@@ -131,14 +129,10 @@ def _wait_task(api: ClusterApi, node: str, upid: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        values, _ = PulumiStackConfig(args.stack).read()
-    except PulumiCliError as exc:
-        return fail(exc, EXIT_USAGE)
-    path = args.file or values.get(f"{PROJECT}:vmConfigFile") or "phoenix_vm_configs.json"
-    config = load_or_report(str(Path(path)))
-    if isinstance(config, int):
-        return config
+    loaded = load_stack_and_config(args.stack, args.file)
+    if isinstance(loaded, int):
+        return loaded
+    values, config = loaded
     try:
         api = ClusterApi(_credentials(values))
         if args.data_command == "list":

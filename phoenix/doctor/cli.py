@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
-from pathlib import Path
 
-from phoenix.cli_support import EXIT_FAILED, EXIT_OK, EXIT_USAGE, fail, load_or_report
+from phoenix.cli_support import EXIT_FAILED, EXIT_OK, fail, load_stack_and_config
 from phoenix.config import Config
 from phoenix.doctor import cluster, data_disks
 from phoenix.doctor.api import ApiError, ApiUnusable, ClusterApi
@@ -22,7 +21,7 @@ from phoenix.doctor.nodes_ssh import check_ssh
 from phoenix.pulumi_version import cli_version, version_problem
 from phoenix.readiness.pve import ENV_ENDPOINT, ENV_INSECURE, ENV_TOKEN, PveCredentials, parse_bool
 from phoenix.readiness.transport import TransportConfigError
-from phoenix.stackinit.pulumi_cli import PROJECT, PulumiCliError, PulumiStackConfig, parse_object
+from phoenix.stackinit.pulumi_cli import PROJECT, parse_object
 
 DEFAULT_STACK = os.environ.get("PHOENIX_STACK", "dev")
 
@@ -74,14 +73,10 @@ def api_findings(creds: PveCredentials, config: Config) -> tuple[list[Finding], 
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        values, _ = PulumiStackConfig(args.stack).read()
-    except PulumiCliError as exc:
-        return fail(exc, EXIT_USAGE)
-    path = args.file or values.get(f"{PROJECT}:vmConfigFile") or "phoenix_vm_configs.json"
-    config = load_or_report(str(Path(path)))
-    if isinstance(config, int):
-        return config
+    loaded = load_stack_and_config(args.stack, args.file)
+    if isinstance(loaded, int):
+        return loaded
+    values, config = loaded
     findings: list[Finding] = []
     # The same minimum as scripts/up.sh and `python -m phoenix up` (phoenix/pulumi_version.py).
     cli_problem = version_problem(cli_version(os.environ.get("PULUMI_BINARY", "pulumi")))
