@@ -55,7 +55,7 @@ def test_a_vm_replaced_because_of_its_source_is_refused_with_the_engines_reasons
     refusals = guard.check({"steps": replace_steps("vm-8001-vm", old, new, ["clone"])})
     assert [r.line() for r in refusals] == [
         "VM 8001 (vm-8001-vm): would be replaced (deleted, then made again), because of: clone; "
-        "to rebuild it: python -m phoenix up --rebuild 8001"]
+        "to rebuild it: scripts/up.sh --rebuild 8001"]
     assert guard.check({"steps": replace_steps("vm-8001-vm", old, new, ["clone"])}, rebuild=[8001]) == []
 
 
@@ -127,7 +127,7 @@ def test_a_source_switch_that_is_ignored_is_named_with_the_command():
              step("same", "vm-8002-vm", vm_state(8002, clone=9000))]
     notes = guard.source_changes({"steps": steps}, {8001: "clone 9000", 8002: "clone 9000"})
     assert notes == ["VM 8001 (vm-8001-vm) was made from image u-1a2b3c4d.img, the config now names "
-                     "clone 9000: nothing to apply until it is rebuilt (python -m phoenix up --rebuild 8001)"]
+                     "clone 9000: nothing to apply until it is rebuilt (scripts/up.sh --rebuild 8001)"]
 
 
 # ---- end to end: scripts/up.sh -> python -m phoenix up -> the stand-in CLI
@@ -161,7 +161,7 @@ def test_up_sh_refuses_an_unnamed_rebuild_and_applies_nothing(project, pulumi): 
     done = up(project, pulumi, PULUMI_CONFIG_PASSPHRASE="pw")
     assert done.returncode == 1, done.stderr
     assert ("error: VM 8001 (vm-8001-vm): would be replaced (deleted, then made again), because of: "
-            "initialization; to rebuild it: python -m phoenix up --rebuild 8001") in done.stderr
+            "initialization; to rebuild it: scripts/up.sh --rebuild 8001") in done.stderr
     assert "nothing was applied" in done.stderr
     assert ups(pulumi) == []
     preview = next(c for c in pulumi.calls if c[:1] == ["preview"])
@@ -201,7 +201,7 @@ def test_delete_of_a_removed_vm_needs_delete(project, pulumi):  # noqa: F811
     set_steps(pulumi, [step("delete", "vm-8003-vm", vm_state(8003, clone=9000))])
     refused = run_phoenix_up(project, pulumi)
     assert refused.returncode == 1 and ups(pulumi) == []
-    assert "VM 8003 (vm-8003-vm): would be deleted; to delete it: python -m phoenix up --delete 8003" \
+    assert "VM 8003 (vm-8003-vm): would be deleted; to delete it: scripts/up.sh --delete 8003" \
         in refused.stderr
     done = run_phoenix_up(project, pulumi, "--delete", "8003", "--yes")
     assert done.returncode == 0, done.stderr
@@ -249,7 +249,7 @@ def test_a_source_change_is_a_warning_and_nothing_is_rebuilt(project, pulumi):  
     done = run_phoenix_up(project, pulumi, "--yes")
     assert done.returncode == 0, done.stderr
     assert ("warning: VM 8001 (vm-8001-vm) was made from image x.img, the config now names clone 9000: "
-            "nothing to apply until it is rebuilt (python -m phoenix up --rebuild 8001)") in done.stderr
+            "nothing to apply until it is rebuilt (scripts/up.sh --rebuild 8001)") in done.stderr
 
 
 def test_a_digest_whose_definition_changed_is_not_taken_as_an_edit():
@@ -259,7 +259,7 @@ def test_a_digest_whose_definition_changed_is_not_taken_as_an_edit():
     new = vm_state(8001, clone=9000,
                    description="Managed\ncloud-init config sha256:bb (recreate_on_cloud_init_change: true)")
     (refusal,) = guard.check({"steps": replace_steps("vm-8001-vm", old, new, ["description"])}, opted_in=[8001])
-    assert "python -m phoenix up --keep 8001" in refusal.line()
+    assert "scripts/up.sh --keep 8001" in refusal.line()
     newer = vm_state(8001, clone=9000,
                      description="Managed\ncloud-init config sha256:cc (recreate_on_cloud_init_change: true)")
     assert guard.check({"steps": replace_steps("vm-8001-vm", new, newer, ["description"])}, opted_in=[8001]) == []

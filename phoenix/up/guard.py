@@ -184,12 +184,12 @@ def check(digest: Mapping[str, Any], *, rebuild: Iterable[int] = (), delete: Ite
                 refusals.append(Refusal(vmid, plan.name, "would be replaced because the rebuild digest's "
                                         "definition changed with this Phoenix version (the stack's SSH key "
                                         "left it), not because of an edit", ("description",),
-                                        f"to keep it: python -m phoenix up --keep {vmid} (updates the "
-                                        f"digest in place); to rebuild it: python -m phoenix up --rebuild {vmid}"))
+                                        f"to keep it: scripts/up.sh --keep {vmid} (updates the "
+                                        f"digest in place); to rebuild it: scripts/up.sh --rebuild {vmid}"))
                 continue
             if vmid in opted_in and only_digest:
                 continue
-            fix = (f"to rebuild it: python -m phoenix up --rebuild {vmid}" if vmid is not None
+            fix = (f"to rebuild it: scripts/up.sh --rebuild {vmid}" if vmid is not None
                    else "undo the edit that replaces it")
             if vmid in opted_in:  # its source is not ignored: a new source asks for a rebuild
                 fix += f" (or, to leave it as it is this time: --keep {vmid})"
@@ -200,13 +200,13 @@ def check(digest: Mapping[str, Any], *, rebuild: Iterable[int] = (), delete: Ite
             # disk"): the update would fail, and every later `up` with it (issue 18 case 9).
             refusals.append(Refusal(vmid, plan.name, "would move its boot disk to another interface in "
                                     "place, which the provider cannot do", ("disks[0].interface",),
-                                    f"put disk_interface back, or rebuild it: python -m phoenix up "
+                                    f"put disk_interface back, or rebuild it: scripts/up.sh "
                                     f"--rebuild {vmid}"))
         elif plan.deleted and vmid not in delete:
             kept = " (its data disks stay on PVE: `phoenix data delete` removes them)" \
                 if plan.holds_data else ""
             refusals.append(Refusal(vmid, plan.name, f"would be deleted{kept}", (),
-                                    f"to delete it: python -m phoenix up --delete {vmid}"
+                                    f"to delete it: scripts/up.sh --delete {vmid}"
                                     if vmid is not None else "put it back in the config"))
     return refusals
 
@@ -241,7 +241,7 @@ def source_changes(digest: Mapping[str, Any], wanted: Mapping[int, str]) -> list
         if was is not None and was != wanted[plan.vmid]:
             notes.append(f"VM {plan.vmid} ({plan.name}) was made from {was}, the config now names "
                          f"{wanted[plan.vmid]}: nothing to apply until it is rebuilt "
-                         f"(python -m phoenix up --rebuild {plan.vmid})")
+                         f"(scripts/up.sh --rebuild {plan.vmid})")
     return notes
 
 
