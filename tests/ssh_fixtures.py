@@ -93,6 +93,17 @@ def keygen(path: Path, kind: str = "ed25519") -> tuple[str, str]:
     return path.read_text(), path.with_suffix(".pub").read_text().strip()
 
 
+def reset_authorized_keys(user: str, content: str = "") -> Path:
+    """The user's ~/.ssh/authorized_keys, written with `content` (0700 directory, owned by them)."""
+    home = Path(subprocess.run(["getent", "passwd", user], check=True, capture_output=True,
+                               text=True).stdout.split(":")[5])
+    auth = home / ".ssh" / "authorized_keys"
+    auth.parent.mkdir(mode=0o700, exist_ok=True)
+    auth.write_text(content)
+    subprocess.run(["chown", "-R", f"{user}:", str(auth.parent)], check=True)
+    return auth
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

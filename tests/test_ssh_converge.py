@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ssh_fixtures import TEST_USER, keygen, running_sshd
+from ssh_fixtures import TEST_USER, keygen, reset_authorized_keys, running_sshd
 
 from phoenix.features.catalog import FEATURES, check_feature
 from phoenix.features.provider import FeatureProvider
@@ -116,12 +116,7 @@ def host(sshd):
     (bin_ / "dpkg-db").write_text("bash 5.2-standin\n")
     for name in ("apt-get.log", "timezone", "timedatectl.log", "unknown", "dpkg.lock.holder"):
         (bin_ / name).unlink(missing_ok=True)
-    home = Path(subprocess.run(["getent", "passwd", TEST_USER], check=True, capture_output=True,
-                               text=True).stdout.split(":")[5])
-    auth = home / ".ssh" / "authorized_keys"
-    auth.parent.mkdir(mode=0o700, exist_ok=True)
-    auth.write_text("")
-    subprocess.run(["chown", "-R", f"{TEST_USER}:", str(auth.parent)], check=True)
+    auth = reset_authorized_keys(TEST_USER, "")
     state = sshd.workdir / f"converge-state-{time.monotonic_ns()}"
     yield bin_, auth, state
     auth.unlink(missing_ok=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from host_hygiene import run_user_name
-from ssh_fixtures import TEST_USER, host_users, keygen, running_sshd
+from ssh_fixtures import TEST_USER, host_users, keygen, reset_authorized_keys, running_sshd
 
 from phoenix.features.catalog import FEATURES, FeatureError, check_feature
 from phoenix.features.provider import FeatureProvider, run_fingerprint
@@ -275,12 +275,7 @@ def test_check_reports_bad_params_as_failures():
 # --- the authorized-keys feature (key rotation without a rebuild) ---------------------------
 
 def test_authorized_keys_feature_rotates_admin_keys(sshd, tmp_path):
-    home = Path(subprocess.run(["getent", "passwd", TEST_USER], check=True, capture_output=True,
-                               text=True).stdout.split(":")[5])
-    auth = home / ".ssh" / "authorized_keys"
-    auth.parent.mkdir(mode=0o700, exist_ok=True)
-    auth.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPreExisting cloud-init-key\n")
-    subprocess.run(["chown", "-R", f"{TEST_USER}:", str(auth.parent)], check=True)
+    auth = reset_authorized_keys(TEST_USER, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPreExisting cloud-init-key\n")
     key_a, public_a = keygen(tmp_path / "admin_a")
     key_b, public_b = keygen(tmp_path / "admin_b")
     provider = FeatureProvider()
@@ -357,12 +352,7 @@ def test_a_vm_being_rebuilt_keeps_its_admin_keys_when_the_features_are_deleted_f
     """Issue 18 case 6: released CLIs run the features' delete before the VM's in a delete-first
     rebuild. For a VM in PHOENIX_REPLACING (set by `python -m phoenix up`) no delete script runs,
     so a VM whose delete then fails still has its admin keys."""
-    home = Path(subprocess.run(["getent", "passwd", TEST_USER], check=True, capture_output=True,
-                               text=True).stdout.split(":")[5])
-    auth = home / ".ssh" / "authorized_keys"
-    auth.parent.mkdir(mode=0o700, exist_ok=True)
-    auth.write_text("")
-    subprocess.run(["chown", "-R", f"{TEST_USER}:", str(auth.parent)], check=True)
+    auth = reset_authorized_keys(TEST_USER, "")
     _, public_a = keygen(tmp_path / "admin_a")
     provider = FeatureProvider()
     props = {**props_for(sshd, "authorized-keys", {"keys": public_a, "user": TEST_USER}), "triggers": ["8001"]}
